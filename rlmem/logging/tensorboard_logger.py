@@ -1,0 +1,22 @@
+"""TensorBoard event files in ``<run dir>/tb``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from .base import Logger
+
+
+class TensorBoardLogger(Logger):
+    def __init__(self, log_dir: str | Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(log_dir))
+
+    def log(self, metrics: Mapping[str, float], step: int) -> None:
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self.writer.close()
