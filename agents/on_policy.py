@@ -31,6 +31,11 @@ def check_same_step_autoreset(env: VectorEnv) -> None:
             f"with rlmem.envs.make_vector_env or pass autoreset_mode=gymnasium.vector.AutoresetMode.SAME_STEP")
 
 
+def _seq(batch: Any) -> Any:
+    """``[B, ...] -> [1, B, ...]`` (nested for Dict observations)."""
+    return tree_map(lambda v: v.unsqueeze(0), batch)
+
+
 def final_observations(info: dict, rows: np.ndarray) -> Any:
     """Stack ``info["final_obs"]`` of ``rows`` into one batch ``[len(rows), ...]`` (nested if needed)."""
     items = [info["final_obs"][i] for i in rows]
@@ -117,17 +122,15 @@ class OnPolicyAgent:
         if self._obs is None:
             self._reset()
         buf, policy = self.buffer, self.policy
-        seq = lambda tree: tree_map(lambda v: v.unsqueeze(0), tree)  # noqa: E731  [B..] -> [1,B..]
         for t in range(self.n_steps):
             buf.store_state(t, self._state)
             buf.store_obs(t, self._obs)
             buf.starts[t] = self._starts
-            prev_action = prev_reward = None
             if self._uses_prev:
                 tree_map(lambda b, v: b[t].copy_(v), buf.prev_actions, self._prev_action)
                 buf.prev_rewards[t] = self._prev_reward
-                prev_action, prev_reward = seq(self._prev_action), self._prev_reward.unsqueeze(0)
-            out = policy(seq(self._obs), self._state, self._starts.unsqueeze(0), prev_action, prev_reward)
+            out = policy(_seq(self._obs), self._state, self._starts.unsqueeze(0),
+                         *self._prev_inputs(self._prev_action, self._prev_reward))
             action = out.dist.sample()
             buf.log_probs[t] = out.dist.log_prob(action)[0]
             buf.values[t] = out.value[0]
@@ -141,9 +144,8 @@ class OnPolicyAgent:
             if truncated.any():  # bootstrap from the final observation: r += gamma V(o_final)
                 rows = np.flatnonzero(truncated)
                 rows_t = torch.as_tensor(rows, device=self.device)
-                final = seq(to_torch(final_observations(info, rows), self.device))
-                prev = ((seq(tree_map(lambda v: v[rows_t], action)), reward_t[rows_t].unsqueeze(0))
-                        if self._uses_prev else (None, None))
+                final = _seq(to_torch(final_observations(info, rows), self.device))
+                prev = self._prev_inputs(tree_map(lambda v: v[rows_t], action), reward_t[rows_t])
                 v_final = policy(final, index_state(out.state, rows_t),
                                  torch.zeros(1, len(rows), dtype=torch.bool, device=self.device), *prev).value[0]
                 reward_t = reward_t.clone()
@@ -160,9 +162,15 @@ class OnPolicyAgent:
             self._track_episodes(reward, done)
 
         self.num_timesteps += self.n_steps * self.n_envs
-        prev = (seq(self._prev_action), self._prev_reward.unsqueeze(0)) if self._uses_prev else (None, None)
-        last = policy(seq(self._obs), self._state, self._starts.unsqueeze(0), *prev)
+        last = policy(_seq(self._obs), self._state, self._starts.unsqueeze(0),
+                      *self._prev_inputs(self._prev_action, self._prev_reward))
         buf.compute_advantages(last.value[0], self.gamma, self.gae_lambda)
+
+    def _prev_inputs(self, action: Any, reward: torch.Tensor) -> tuple[Any, torch.Tensor | None]:
+        """Previous action and reward ``[B, ...]`` as one-step sequences, if the policy takes them."""
+        if not self._uses_prev:
+            return None, None
+        return _seq(action), reward.unsqueeze(0)
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self._ep_return += reward
@@ -231,6 +239,7 @@ class OnPolicyAgent:
             elapsed = time.perf_counter() - start
             metrics.update(self.episode_metrics())
             metrics["fps"] = (self.num_timesteps - start_steps) / max(elapsed, 1e-9)
+            metrics["time_s"] = elapsed
             if callback is not None and callback(self, metrics) is False:
                 break
         return self

@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--n-epochs", type=int, default=10)
     p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--embed", type=int, default=256, help="rlmem embedding width fed to the core")
+    p.add_argument("--embed", type=int, default=128, help="rlmem embedding width fed to the core (its default)")
     p.add_argument("--seq-len", type=int, default=16)
     p.add_argument("--steps", type=int, default=40960, help="timed rlmem env steps")
     p.add_argument("--peer-steps", type=int, default=2048, help="timed RecurrentPPO env steps")

@@ -32,10 +32,8 @@ def check_overrides(args: list[str]) -> str | None:
 
     Hydra's own flags (``-m``, ``--cfg`` ...) and ``hydra.*`` keys are left to Hydra.
     """
+    # Flags and their values (``--cfg job``, ``-m``) and ``hydra.*`` keys are Hydra's to check.
     plain = [a for a in args if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra.")]
-    bare = [a for a in args if not a.startswith("-") and "=" not in a]
-    if bare:
-        return f"expected key=value overrides, got {' '.join(bare)!r} (e.g. agent=ppo core=gru env=t-maze)"
     try:
         parsed = OverridesParser.create().parse_overrides(plain)
     except Exception as err:  # noqa: BLE001  hydra raises several types for syntax errors

@@ -110,11 +110,19 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, disable=not cfg.progress,
                desc=f"{cfg.agent.name}/{cfg.core.name}/{cfg.env.name}", file=sys.stderr)
 
+    every = int(cfg.checkpoint_every)
+    next_save = every
+
     def on_iteration(agent_, metrics: dict[str, float]) -> None:
+        nonlocal next_save
         bar.update(min(agent_.num_timesteps, total) - bar.n)
         shown = {"ret": metrics.get("return_mean", math.nan), "fps": metrics["fps"]}
         bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
         logger.log(metrics, agent_.num_timesteps)
+        if every and agent_.num_timesteps >= next_save:
+            save_checkpoint(run_dir / f"checkpoint_{agent_.num_timesteps}.pt", kwargs, agent_.state_dict(),
+                            OmegaConf.to_container(cfg, resolve=True))
+            next_save += every
 
     try:
         agent.learn(total, on_iteration)

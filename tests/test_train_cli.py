@@ -48,7 +48,8 @@ def test_cli_trains_evaluates_and_saves(tmp_path):
 
 
 def test_checkpoint_round_trip_gives_the_same_actions(tmp_path):
-    summary = train(["env=repeat-previous", "core=lstm", *TINY], run_dir=tmp_path)
+    summary = train(["env=repeat-previous", "core=lstm", *TINY, "checkpoint_every=1024"], run_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint_*.pt")) == ["checkpoint_1024.pt", "checkpoint_2048.pt"]
     policy = load_policy(summary["checkpoint"])
     from rlmem.envs import make_batched
 

@@ -1,0 +1,87 @@
+"""Steps and wall-clock time until training reaches a fraction of the optimal return.
+
+Runs one Hydra sweep of ``python -m rlmem.train`` over cores x envs x seeds and prints, per run,
+the env steps and seconds at which the mean training return (last 100 episodes) first reached
+each fraction of the optimal return, and the greedy evaluation return at the end.
+
+    python benchmarks/time_to_solve.py --envs repeat-previous,t-maze,memory-copy --cores gru,mlp
+    python benchmarks/time_to_solve.py --summarize multirun/2026-11-23/12-00-00   # an existing sweep
+    python benchmarks/time_to_solve.py --cores gru --envs t-maze -- agent.seq_len=32   # extra overrides
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def first_crossing(rows: list[dict], target: float) -> tuple[int | None, float | None]:
+    for r in rows:
+        value = r.get("return_mean")
+        if value not in (None, "") and float(value) >= target:
+            return int(r["step"]), float(r["time_s"])
+    return None, None
+
+
+def summarize(sweep_dir: Path, fractions: list[float]) -> list[dict]:
+    results = []
+    for summary_path in sorted(sweep_dir.glob("**/summary.json")):
+        summary = json.loads(summary_path.read_text())
+        with (summary_path.parent / "progress.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        optimal = summary.get("optimal_return") or 1.0
+        row = {k: summary[k] for k in ("env", "core", "agent", "seed", "env_steps", "fps", "return_mean",
+                                       "eval_return_mean")}
+        for frac in fractions:
+            row[f"steps@{frac}"], row[f"time@{frac}"] = first_crossing(rows, frac * optimal)
+        results.append(row)
+    return results
+
+
+def print_table(results: list[dict], fractions: list[float]) -> None:
+    cols = ["env", "core", "seed"] + [c for f in fractions for c in (f"steps@{f}", f"time@{f}")] + [
+        "return_mean", "eval_return_mean", "env_steps", "fps"]
+
+    def fmt(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.3f}" if abs(v) < 10 else f"{v:.0f}"
+        return str(v)
+
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for r in sorted(results, key=lambda r: (r["env"], r["core"], r["seed"])):
+        print("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", default="repeat-previous,t-maze,memory-copy")
+    p.add_argument("--cores", default="gru,mlp")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--agent", default="ppo")
+    p.add_argument("--total-steps", type=int, default=1_000_000)
+    p.add_argument("--fractions", default="0.9,0.95")
+    p.add_argument("--summarize", type=Path, help="only summarize an existing sweep directory")
+    p.add_argument("overrides", nargs="*", help="extra overrides passed to every run")
+    args = p.parse_args()
+    fractions = [float(f) for f in args.fractions.split(",")]
+    sweep_dir = args.summarize
+    if sweep_dir is None:
+        sweep_dir = Path("multirun") / time.strftime("solve-%Y-%m-%d-%H-%M-%S")
+        cmd = [sys.executable, "-m", "rlmem.train", "-m", f"agent={args.agent}", f"core={args.cores}",
+               f"env={args.envs}", f"seed={args.seeds}", f"total_steps={args.total_steps}", "progress=false",
+               "checkpoint=false", f"hydra.sweep.dir={sweep_dir}", *args.overrides]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    print_table(summarize(sweep_dir, fractions), fractions)
+
+
+if __name__ == "__main__":
+    main()
