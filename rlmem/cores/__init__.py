@@ -29,6 +29,8 @@ from . import elman  # noqa: E402,F401  isort: skip
 from . import gated  # noqa: E402,F401  isort: skip
 from . import gru  # noqa: E402,F401  isort: skip
 from . import lstm  # noqa: E402,F401  isort: skip
+from . import ntm  # noqa: E402,F401  isort: skip
+from . import tmm  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "CORES", "Core", "Extras", "InitialState", "State", "StepCore", "allocate_like", "assign_rows",

@@ -1,0 +1,324 @@
+"""``tmm``: the token memory machine, a surprise-driven slot memory trained without BPTT.
+
+Memory of ``N`` slots. Slot ``i`` holds the consolidation state ``s_i`` in force when it was
+written, the input token ``x_i`` seen then, its ``age`` (steps since writing) and the ``surprise``
+the token caused. Each step ``t``:
+
+1. **surprise** of ``x_t``: ``1 - cos(prediction_{t-1}, x_t)`` for the prediction made at ``t-1``
+   (``surprise="prediction"``), or the cosine distance from ``x_t`` to the nearest stored token
+   (``surprise="novelty"``, no parameters). An episode's first token gets the maximum, 2.
+2. **write**: ``replace_least_surprising`` writes into an empty slot if there is one, else over
+   the least surprising slot (the oldest among ties) unless ``x_t`` is less surprising than every
+   stored token, so a full memory holds the N most surprising tokens seen; ``threshold`` writes
+   only when the surprise exceeds ``threshold``, into an empty slot or over the oldest one. A
+   written slot gets ``(last_state, x_t, age 0, surprise)``.
+3. the ages of the other stored slots advance by one.
+4. **consolidation**: one ``GRUCell`` re-reads every slot in parallel, ``r_i = f(s_i, x_i)``, and
+   the current token, ``c_t = f(last_state, x_t)`` (the newest slot's ``r`` when it was written).
+5. **timing**: each entry (the slots and the current token) has a timing vector ``u_i``, linear
+   in ``r_i``, that its age transforms (:mod:`rlmem.cores.tmm_timing`: ``+ sinusoid(age)``,
+   ``+ learned(bucket(age))`` or ``rotation^age``); and an *order* signal, the count of salient
+   older entries, so that a query can ask for "the second surprise". Salience is
+   ``sigmoid(w . r_j + a * surprise_j + b)``, started as a soft threshold on the stored surprise.
+6. **readout**: multi-head attention over the valid entries (and a learned null slot), queried by
+   ``c_t``; a head scores content, timing vector and order, and reads values and timing vectors.
+   ``y_t = tanh(W [c_t, read])`` and the prediction of ``x_{t+1}`` is linear in ``y_t``.
+7. ``last_state = c_t``, detached.
+
+Everything stored is detached, so a step's gradient needs no earlier step: agents train on chunks
+of length 1 (``bptt_free``), and the loss of step ``t`` still reaches the cell and the readout
+through every slot in memory, however long ago it was written.
+
+The auxiliary loss (``extras["aux_loss"]``, times ``prediction_weight``) trains the prediction
+within one step: the readout of step ``t-1`` is redone, with gradients, from what the state holds
+(the slots, their ages, and ``last_state`` as the query) and its prediction is scored against the
+detached ``x_t`` (``1 - cos``). It is computed only while autograd is on; acting does one readout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Extras, InitialState, StepCore
+from .registry import register_core
+from .state import State
+from .tmm_timing import TIMINGS, make_timing
+
+SURPRISE_MODES = ("prediction", "novelty")
+WRITE_MODES = ("replace_least_surprising", "threshold")
+MAX_SURPRISE = 2.0  # the largest cosine distance; given to a first token, which nothing predicts
+_TIE = 1e-5         # surprises closer than this count as equal when choosing a slot to replace
+SALIENT_SURPRISE, SALIENCE_SLOPE = 0.15, 20.0  # initial salience: sigmoid(20 (surprise - 0.15))
+
+
+def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 - cos(a, b)`` over the last dimension, in ``[0, 2]`` (a zero vector is at distance 1)."""
+    return 1.0 - F.cosine_similarity(a, b, dim=-1, eps=1e-8)
+
+
+def novelty(x: torch.Tensor, slot_x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Cosine distance from ``x`` [B, F] to the nearest valid stored token ``slot_x`` [B, N, F]
+    (``valid`` [B, N] bool) -> [B]; :data:`MAX_SURPRISE` where no slot is valid."""
+    dist = cosine_distance(x.unsqueeze(1), slot_x).masked_fill(~valid, MAX_SURPRISE)
+    return dist.min(dim=-1).values.clamp(0.0, MAX_SURPRISE)
+
+
+def least_surprising_slot(valid: torch.Tensor, surprise: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+    """Slot to replace [B] (long): the first empty slot, else the least surprising one, the oldest
+    among (near-)ties. ``valid`` [B, N] bool, ``surprise`` and ``age`` [B, N] float."""
+    score = torch.where(valid, surprise, torch.full_like(surprise, -1.0))  # empty slots first
+    tied = score <= score.min(dim=-1, keepdim=True).values + _TIE
+    return torch.where(tied, age + 1.0, torch.zeros_like(age)).argmax(dim=-1)  # argmax: first of equals
+
+
+def oldest_slot(valid: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+    """Slot to replace [B] (long): the first empty slot, else the oldest one."""
+    return torch.where(valid, age, torch.full_like(age, math.inf)).argmax(dim=-1)
+
+
+def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deduplicate rows by a key per row: ``keys`` [n] -> (``first`` [u], ``inverse`` [n]) with
+    ``keys[first][inverse] == keys``; ``first`` follows the sorted key order, so it does not
+    depend on how the rows were ordered."""
+    unique, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    first = torch.empty(unique.shape[0], dtype=torch.long, device=keys.device)
+    first.scatter_(0, inverse, torch.arange(keys.shape[0], device=keys.device))
+    return first, inverse
+
+
+@register_core("tmm")
+class TokenMemoryMachine(StepCore):
+    """Token memory machine (see the module docstring).
+
+    State (batch first): ``slot_state`` [B, N, H], ``slot_x`` [B, N, F], ``age`` [B, N],
+    ``surprise`` [B, N], ``valid`` [B, N] bool, ``last_state`` [B, H] (learned initial value) and
+    ``prediction`` [B, F] (of the next input).
+
+    Extras per step: ``slot_age`` [T, B, N], ``surprise`` [T, B], ``written_slot`` [T, B] (slot
+    index, -1 when nothing was written), ``attention`` [T, B, N] (mean over heads), and, while
+    autograd is on, the scalar ``aux_loss``.
+
+    Args:
+        input_size: feature size F of the tokens.
+        hidden_size: H, the consolidation state and output size.
+        slots: N, the number of memory slots.
+        surprise: ``prediction`` (error of the learned next-token prediction) or ``novelty``
+            (distance to the nearest stored token, no parameters).
+        write: ``replace_least_surprising`` (keep the N most surprising tokens) or ``threshold``.
+        threshold: surprise above which ``write="threshold"`` stores a token (cosine distance, 0..2).
+        timing: age signal of the slots: ``sinusoidal``, ``learned`` or ``rotation``.
+        prediction_weight: weight of the next-token prediction loss in ``aux_loss``.
+        heads: attention heads of the readout (``hidden_size`` must be a multiple).
+        timing_size: width of each slot's timing vector (even).
+        order_gates: learned salience gates whose counts of older slots give each slot its order
+            signal; 0 turns the order signal off.
+        max_age: ages stop growing here (they are floats).
+    """
+
+    bptt_free = True
+
+    def __init__(self, input_size: int, hidden_size: int = 128, slots: int = 8, surprise: str = "prediction",
+                 write: str = "replace_least_surprising", threshold: float = 0.5, timing: str = "sinusoidal",
+                 prediction_weight: float = 1.0, heads: int = 4, timing_size: int = 32, order_gates: int = 2,
+                 max_age: float = 1e6):
+        super().__init__(input_size, hidden_size)
+        _check_choice("surprise", surprise, SURPRISE_MODES)
+        _check_choice("write", write, WRITE_MODES)
+        _check_choice("timing", timing, tuple(TIMINGS))
+        if (slots < 1 or heads < 1 or hidden_size % heads or order_gates < 0 or prediction_weight < 0
+                or timing_size < 2 or timing_size % 2):
+            raise ValueError(f"tmm needs slots >= 1, heads >= 1 dividing hidden_size, an even timing_size >= 2, "
+                             f"order_gates >= 0 and prediction_weight >= 0; got slots={slots}, heads={heads}, "
+                             f"hidden_size={hidden_size}, timing_size={timing_size}, order_gates={order_gates}, "
+                             f"prediction_weight={prediction_weight}")
+        H, Dt, G = hidden_size, int(timing_size), int(order_gates)
+        self.hidden_size, self.slots, self.heads = H, int(slots), int(heads)
+        self.surprise_mode, self.write_mode, self.timing_kind = surprise, write, timing
+        self.threshold, self.prediction_weight = float(threshold), float(prediction_weight)
+        self.max_age, self.timing_size, self.order_gates = float(max_age), Dt, G
+        self.order_size = G * (self.slots + 2)  # count basis at 0..N+1 per gate (N slots + the current token)
+
+        self.cell = nn.GRUCell(input_size, H)                        # consolidation f(s, x)
+        self.slot_extra = nn.Linear(H, Dt + G)                       # r -> [timing vector | salience logits]
+        if G:  # salience starts as a soft threshold on the stored surprise; slope and content term are learned
+            self.salience_slope = nn.Parameter(torch.full((G,), SALIENCE_SLOPE))
+            with torch.no_grad():
+                self.slot_extra.bias[Dt:].fill_(-SALIENCE_SLOPE * SALIENT_SURPRISE)
+        self.timing = make_timing(timing, Dt)
+        # per head: [content query | timing query | order query]
+        self.query = nn.Linear(H, H + self.heads * (Dt + self.order_size))
+        self.key = nn.Linear(H, H)
+        self.value = nn.Linear(H, H)
+        self.null_key_value = nn.Parameter(torch.zeros(2 * H))      # always readable: "nothing stored fits"
+        self.out = nn.Linear(2 * H + self.heads * Dt, H)             # [query | read | read timing] -> y
+        self.predict = nn.Linear(H, input_size)
+        self.init = InitialState({"last_state": (H,)}, learn=True)
+        if G:
+            self.register_buffer("order_levels", torch.arange(self.slots + 2, dtype=torch.float32),
+                                 persistent=False)
+        # Fixed random projections that fingerprint a slot's (s, x) to find repeated slots.
+        hashing = torch.Generator().manual_seed(0x7A11)
+        self.register_buffer("hash_state", torch.randn(H, 2, generator=hashing), persistent=False)
+        self.register_buffer("hash_token", torch.randn(input_size, 2, generator=hashing), persistent=False)
+
+    # ------------------------------------------------------------------ state
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
+        last = self.init(batch_size, device)["last_state"]
+        B, N, H, Fx = batch_size, self.slots, self.hidden_size, self.input_size
+        zero = torch.zeros((), device=last.device)
+        return {
+            "slot_state": zero.expand(B, N, H), "slot_x": zero.expand(B, N, Fx),
+            "age": zero.expand(B, N), "surprise": zero.expand(B, N),
+            "valid": torch.zeros((), dtype=torch.bool, device=last.device).expand(B, N),
+            "last_state": last, "prediction": zero.expand(B, Fx),
+        }
+
+    # ------------------------------------------------------------------ write
+    def measure_surprise(self, x: torch.Tensor, state: State) -> torch.Tensor:
+        """Surprise [B] of the detached token ``x`` [B, F] given the state (no gradient)."""
+        valid = state["valid"]
+        if self.surprise_mode == "novelty":
+            return novelty(x, state["slot_x"], valid)
+        dist = cosine_distance(state["prediction"], x).clamp(0.0, MAX_SURPRISE)
+        return torch.where(valid.any(dim=-1), dist, torch.full_like(dist, MAX_SURPRISE))
+
+    def choose_slot(self, state: State, surprise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rows that write [B] bool, slot each row writes to [B] long) for token surprise [B]."""
+        valid, age = state["valid"], state["age"]
+        if self.write_mode == "threshold":
+            return surprise > self.threshold, oldest_slot(valid, age)
+        stored = state["surprise"]
+        slot = least_surprising_slot(valid, stored, age)
+        # A full memory keeps its N most surprising tokens: a token less surprising than every
+        # stored one is not written (ties go to the newer token).
+        writes = ~valid.all(dim=-1) | (surprise + _TIE >= stored.gather(1, slot.unsqueeze(1)).squeeze(1))
+        return writes, slot
+
+    # ------------------------------------------------------------------ consolidation
+    def consolidate_slots(self, slot_state: torch.Tensor, slot_x: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``r = f(s, x)`` [B, N, H] and ``slot_extra(r)`` [B, N, Dt + G] of every stored slot, with
+        ``f`` applied once per distinct (s, x): a slot stays in memory for many steps, so the rows
+        of a training minibatch (and parallel environments) repeat it."""
+        B, N, H = slot_state.shape
+        s, x = slot_state.reshape(B * N, H), slot_x.reshape(B * N, -1)
+        with torch.no_grad():
+            fingerprint = (s @ self.hash_state + x @ self.hash_token).contiguous().view(torch.int64).squeeze(-1)
+            first, inverse = distinct_rows(fingerprint)
+        r = self.cell(x[first], s[first])
+        features = torch.cat([r, self.slot_extra(r)], dim=-1)[inverse].view(B, N, -1)
+        return features[..., :H], features[..., H:]
+
+    # ------------------------------------------------------------------ one step
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Extras]:
+        B, N = x.shape[0], self.slots
+        x_token = x.detach()
+        valid, age, last = state["valid"], state["age"], state["last_state"]
+        with torch.no_grad():
+            surprise = self.measure_surprise(x_token, state)
+            writes, slot = self.choose_slot(state, surprise)
+            written = F.one_hot(slot, N).bool() & writes.unsqueeze(-1)   # [B, N]
+            new_age = torch.where(written, torch.zeros_like(age), (age + valid.float()).clamp(max=self.max_age))
+        new_valid = valid | written
+
+        # Entries the readouts attend over: the N stored slots and the current token (index N).
+        # After the write the current token stands in for the slot it overwrote.
+        current = self.cell(x, last)                                      # c_t = f(last_state, x_t)
+        slots, slot_extra = self.consolidate_slots(state["slot_state"], state["slot_x"])
+        extra = torch.cat([slot_extra, self.slot_extra(current).unsqueeze(1)], dim=1)  # [B, N + 1, Dt + G]
+        entry_surprise = torch.cat([state["surprise"], surprise.unsqueeze(1)], dim=1)   # [B, N + 1]
+        zero_age = torch.zeros_like(age[:, :1])
+        true, false = torch.ones_like(valid[:, :1]), torch.zeros_like(valid[:, :1])
+        age_now = torch.cat([new_age, zero_age], dim=1)
+        valid_now = torch.cat([new_valid & ~written, true], dim=1)
+
+        extras: Extras = {}
+        if torch.is_grad_enabled() and self.prediction_weight > 0:
+            # Step t-1's readout (stored slots and ages, last_state as query) beside step t's.
+            queries = torch.stack([last.detach(), current], dim=1)
+            ages = torch.stack([torch.cat([age, zero_age], dim=1), age_now], dim=1)
+            valids = torch.stack([torch.cat([valid, false], dim=1), valid_now], dim=1)
+            ys, predictions, attentions = self.readout(slots, current, extra, entry_surprise, queries, ages, valids)
+            y, prediction, attention = ys[:, 1], predictions[:, 1], attentions[:, 1]
+            had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
+            err = cosine_distance(predictions[:, 0], x_token)
+            extras["aux_loss"] = self.prediction_weight * (err * had_memory).sum() / had_memory.sum().clamp(min=1.0)
+        else:
+            ys, predictions, attentions = self.readout(slots, current, extra, entry_surprise, current.unsqueeze(1),
+                                                       age_now.unsqueeze(1), valid_now.unsqueeze(1))
+            y, prediction, attention = ys[:, 0], predictions[:, 0], attentions[:, 0]
+
+        new_state = {
+            "slot_state": torch.where(written.unsqueeze(-1), last.detach().unsqueeze(1), state["slot_state"]),
+            "slot_x": torch.where(written.unsqueeze(-1), x_token.unsqueeze(1), state["slot_x"]),
+            "age": new_age,
+            "surprise": torch.where(written, surprise.unsqueeze(-1), state["surprise"]),
+            "valid": new_valid,
+            "last_state": current.detach(),
+            "prediction": prediction.detach(),
+        }
+        extras.update({
+            "slot_age": new_age,
+            "surprise": surprise,
+            "written_slot": torch.where(writes, slot.float(), torch.full_like(surprise, -1.0)),
+            "attention": torch.where(written, attention[:, N:], attention[:, :N]).detach(),
+        })
+        return y, new_state, extras
+
+    # ------------------------------------------------------------------ readout
+    def readout(self, slots: torch.Tensor, current: torch.Tensor, extra: torch.Tensor, surprise: torch.Tensor,
+                query: torch.Tensor, age: torch.Tensor, valid: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """R readouts over the same E = N + 1 entries (the slots, then the current token), each
+        with its own query, ages and mask.
+
+        ``slots`` [B, N, H] and ``current`` [B, H] (consolidations), ``extra`` [B, E, Dt + G]
+        (timing vectors, salience logits), ``surprise`` [B, E] (of the entries' tokens), ``query``
+        [B, R, H], ``age`` [B, R, E], ``valid`` [B, R, E] bool -> (``y`` [B, R, H], prediction of
+        the next token [B, R, F], attention [B, R, E], mean over heads).
+
+        A head scores entry ``i`` by content (``q . k_i``), timing (``q_t . tau_i``, ``tau_i`` the
+        entry's timing vector under its age) and order (``q_o . phi_i``, the count of older salient
+        entries on a basis), and reads values and timing vectors. Keys and values are linear in
+        ``r_i``, so the query is mapped into ``r`` space instead (``q W_k``) and the weighted sum of
+        the ``r_i`` is mapped to a value: no per-entry key or value tensor is built.
+        """
+        B, N, H = slots.shape
+        R, Dt, G, heads = query.shape[1], self.timing_size, self.order_gates, self.heads
+        d = H // heads
+        u, salience = extra.split([Dt, G], dim=-1)
+        tau = self.timing(u.unsqueeze(1), age)                                   # [B, R, E, Dt]
+        qc, qt, qo = self.query(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
+        qc = qc.view(B, R, heads, d)
+        q_r = torch.einsum("brhd,hdc->brhc", qc, self.key.weight.view(heads, d, H))   # [B, R, heads, H]
+        content = torch.cat([torch.einsum("brhc,bnc->brhn", q_r, slots),
+                             torch.einsum("brhc,bc->brh", q_r, current).unsqueeze(-1)], dim=-1)
+        content = content + torch.einsum("brhd,hd->brh", qc, self.key.bias.view(heads, d)).unsqueeze(-1)
+        scores = content / math.sqrt(d) + torch.einsum("brhe,brne->brhn", qt.view(B, R, heads, Dt), tau) / math.sqrt(Dt)
+        if G:
+            older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, R, i, j]: j older than i
+            salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
+            count = older.float() @ salience.unsqueeze(1)                           # [B, R, E, G]
+            basis = torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
+            scores = scores + torch.einsum("brhm,brnm->brhn", qo.view(B, R, heads, self.order_size), basis)
+        scores = scores.masked_fill(~valid.unsqueeze(2), -math.inf)
+        null_k, null_v = self.null_key_value.view(2, heads, d)
+        null_score = torch.einsum("brhd,hd->brh", qc, null_k) / math.sqrt(d)
+        weights = torch.softmax(torch.cat([scores, null_score.unsqueeze(-1)], dim=-1), dim=-1)
+        w, w_null = weights[..., :N + 1], weights[..., N + 1:]                    # [B, R, heads, E], [.., 1]
+        mixed = (torch.einsum("brhn,bnc->brhc", w[..., :N], slots)
+                 + w[..., N:] * current.view(B, 1, 1, H))                         # sum_i w_i r_i
+        read = (torch.einsum("brhc,hdc->brhd", mixed, self.value.weight.view(heads, d, H))
+                + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)
+        read_timing = torch.einsum("brhn,brne->brhe", w, tau)
+        y = torch.tanh(self.out(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
+        return y, self.predict(y), w.mean(dim=2)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"tmm option {name} must be one of {', '.join(choices)}; got {value!r}")

@@ -1,0 +1,310 @@
+"""The token memory machine: no backpropagation through time, the write policy, the seed's failure
+case, timing signals, and a short PPO run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlmem.agents import PPO, evaluate_policy
+from rlmem.cores import make_core, stack_states
+from rlmem.cores.tmm import least_surprising_slot, oldest_slot
+from rlmem.cores.tmm_timing import RotationTiming, age_bucket, make_timing
+from rlmem.envs import make_batched
+from rlmem.policy import RecurrentActorCritic
+
+F, H = 6, 16
+
+
+def build(seed: int = 0, **options) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return make_core("tmm", F, **{"hidden_size": H, "slots": 4, **options})
+
+
+def no_starts(T: int, B: int) -> torch.Tensor:
+    return torch.zeros(T, B, dtype=torch.bool)
+
+
+def tokens() -> dict[str, torch.Tensor]:
+    """A background token "0" and two tokens orthogonal to it (cosine distance 1)."""
+    zero = torch.ones(F)
+    x = torch.tensor([1.0, -1.0, 0.0, 0.0, 0.0, 0.0])
+    y = torch.tensor([0.0, 0.0, 1.0, -1.0, 0.0, 0.0])
+    return {"0": zero, "x": x, "y": y}
+
+
+def stream(spec: str) -> torch.Tensor:
+    """``"0 0 x y 0"`` -> [T, 1, F]."""
+    table = tokens()
+    return torch.stack([table[s] for s in spec.split()]).unsqueeze(1)
+
+
+def stored_tokens(state) -> list[torch.Tensor]:
+    return [state["slot_x"][0, i] for i in range(state["valid"].shape[1]) if state["valid"][0, i]]
+
+
+def holds(state, token: torch.Tensor) -> bool:
+    return any(torch.allclose(t, token) for t in stored_tokens(state))
+
+
+# ---------------------------------------------------------------- no BPTT
+def test_loss_reaches_the_cell_through_a_slot_written_40_steps_ago():
+    core = build(surprise="novelty")
+    T = 50
+    x = torch.randn(1, 1, F).expand(T, 2, F).clone()  # a constant stream ...
+    x[10] = torch.randn(2, F)                           # ... with one surprise at step 10
+    with torch.no_grad():
+        _, state, extras = core(x, core.initial_state(2), no_starts(T, 2))
+    slot = int(extras["written_slot"][10, 0])
+    assert slot >= 0 and state["valid"][0, slot] and state["age"][0, slot] == T - 1 - 10
+    assert all(not v.requires_grad for v in state.values()), "everything stored is detached"
+
+    # One training step (a chunk of length 1) from the stored state.
+    leaf = {k: v.clone().requires_grad_(v.is_floating_point()) for k, v in state.items()}
+    y, _, ex = core(x[-1:], leaf, no_starts(1, 2))
+    loss = y.pow(2).sum() + ex["aux_loss"]
+    cell = list(core.cell.parameters())
+    grads = torch.autograd.grad(loss, [leaf["slot_x"], leaf["slot_state"], *cell])
+    g_x, g_s = grads[0][0, slot], grads[1][0, slot]
+    assert g_x.abs().sum() > 0 and g_s.abs().sum() > 0, "the old slot's stored (s, x) feed the loss"
+    assert all(g.abs().sum() > 0 for g in grads[2:])
+
+    # The cell's gradient changes with what the 40-step-old slot holds: it flows through that slot.
+    changed = {k: v.clone() for k, v in leaf.items()}
+    changed["slot_x"] = changed["slot_x"].detach().clone()
+    changed["slot_x"][0, slot] += 1.0
+    y2, _, ex2 = core(x[-1:], changed, no_starts(1, 2))
+    grads2 = torch.autograd.grad(y2.pow(2).sum() + ex2["aux_loss"], cell)
+    assert not torch.allclose(y2[0, 0], y[0, 0])
+    assert any(not torch.allclose(a, b) for a, b in zip(grads[2:], grads2))
+
+
+def collect_states(core, x, starts):
+    """Step by step: the state in force before each step ([T] list) and the outputs [T, B, H]."""
+    state, before, ys = core.initial_state(x.shape[1]), [], []
+    for t in range(x.shape[0]):
+        before.append(state)
+        y, state, _ = core(x[t:t + 1], state, starts[t:t + 1])
+        ys.append(y)
+    return before, torch.cat(ys)
+
+
+@pytest.mark.parametrize("options", [{}, {"surprise": "novelty", "write": "threshold", "timing": "rotation"}])
+def test_chunks_of_length_one_reproduce_the_sequence(options):
+    core = build(**options)
+    g = torch.Generator().manual_seed(0)
+    T, B = 12, 3
+    x = torch.randn(T, B, F, generator=g)
+    starts = torch.rand(T, B, generator=g) < 0.15
+    starts[0] = True
+    y_all, _, _ = core(x, core.initial_state(B), starts)
+    before, _ = collect_states(core, x, starts)
+    for t in (0, 5, T - 1):  # one stored state, one chunk of length 1
+        y_t, _, _ = core(x[t:t + 1], before[t], starts[t:t + 1])
+        torch.testing.assert_close(y_t[0], y_all[t], atol=1e-5, rtol=1e-5)
+    # All steps at once, as the agents train: T * B chunks of length 1 in one batch.
+    stored = {k: v.reshape(T * B, *v.shape[2:]) for k, v in stack_states(before).items()}
+    y_batch, _, extras = core(x.reshape(1, T * B, F), stored, starts.reshape(1, T * B))
+    torch.testing.assert_close(y_batch.view(T, B, H), y_all, atol=1e-5, rtol=1e-5)
+    assert extras["aux_loss"].dim() == 0 and extras["aux_loss"].requires_grad
+
+
+def test_ppo_replays_the_rollout_from_per_step_states():
+    """PPO trains tmm on chunks of length 1 from the state stored at every step, and re-running
+    them gives the rollout's log-probs and values."""
+    env = make_batched("t-maze", 3, seed=0, corridor=4)
+    torch.manual_seed(0)
+    policy = RecurrentActorCritic(env.single_observation_space, env.single_action_space, "tmm",
+                                  {"hidden_size": H, "slots": 3}, embed_size=H)
+    agent = PPO(env, policy, n_steps=16, batch_size=16, seq_len=8, n_epochs=1)
+    assert agent.chunk_len == 1
+    agent.collect_rollout()
+    agent.collect_rollout()
+    for mb in agent.buffer.minibatches(1000, shuffle=False):
+        out = agent.evaluate_minibatch(mb)
+        torch.testing.assert_close(out.dist.log_prob(mb.actions), mb.log_probs, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out.value, mb.values, atol=1e-5, rtol=1e-5)
+        assert out.extras["aux_loss"].requires_grad
+
+
+# ---------------------------------------------------------------- the seed's failure case
+@pytest.mark.parametrize("write", ["replace_least_surprising", "threshold"])
+def test_novelty_keeps_both_surprises_of_000xy000(write):
+    core = build(slots=3, surprise="novelty", write=write)
+    with torch.no_grad():
+        _, state, _ = core(stream("0 0 0 x y 0 0 0"), core.initial_state(1), no_starts(8, 1))
+    assert holds(state, tokens()["x"]) and holds(state, tokens()["y"])
+
+
+def warmed_up_predictor(**options) -> torch.nn.Module:
+    """A core whose next-token prediction has learned that "0" follows everything."""
+    core = build(surprise="prediction", **options)
+    g = torch.Generator().manual_seed(1)
+    opt = torch.optim.Adam(core.parameters(), lr=1e-2)
+    zero, B, T = tokens()["0"], 32, 8
+    for _ in range(150):
+        x = zero.expand(T, B, F).clone()
+        rare = torch.rand(T, B, generator=g) < 0.2
+        x[rare] = torch.randn(int(rare.sum()), F, generator=g)
+        _, _, extras = core(x, core.initial_state(B), no_starts(T, B))
+        opt.zero_grad()
+        extras["aux_loss"].backward()
+        opt.step()
+    return core
+
+
+@pytest.mark.parametrize("write, slots", [("replace_least_surprising", 3), ("threshold", 2)])
+def test_prediction_surprise_keeps_both_surprises_of_000xy000(write, slots):
+    core = warmed_up_predictor(write=write, slots=slots)
+    with torch.no_grad():
+        _, state, extras = core(stream("0 0 0 x y 0 0 0"), core.initial_state(1), no_starts(8, 1))
+    surprise = extras["surprise"][:, 0]
+    assert surprise[3] > 0.5 and surprise[4] > 0.5 and surprise[5:].max() < 0.5
+    assert holds(state, tokens()["x"]) and holds(state, tokens()["y"])
+
+
+# ---------------------------------------------------------------- write policy
+def test_full_memory_replaces_the_least_surprising_slot():
+    valid = torch.ones(2, 4, dtype=torch.bool)
+    surprise = torch.tensor([[0.5, 0.1, 0.9, 0.3], [0.2, 0.2, 0.9, 0.2]])
+    age = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 7.0, 1.0, 6.0]])
+    assert least_surprising_slot(valid, surprise, age).tolist() == [1, 1]  # row 2: the oldest of the tied
+
+
+def test_empty_slots_are_filled_first():
+    valid = torch.tensor([[True, False, True, False], [True, True, True, True]])
+    surprise = torch.tensor([[0.0, 0.9, 0.0, 0.0], [0.4, 0.3, 0.2, 0.1]])
+    age = torch.tensor([[9.0, 0.0, 9.0, 0.0], [1.0, 2.0, 3.0, 4.0]])
+    assert least_surprising_slot(valid, surprise, age).tolist() == [1, 3]
+    assert oldest_slot(valid, age).tolist() == [1, 3]
+
+
+def filled_state(core, surprises: list[float]):
+    """One row with every slot valid, holding random tokens with the given surprises."""
+    state = {k: v.clone() for k, v in core.initial_state(1).items()}
+    N = len(surprises)
+    state["slot_x"] = torch.randn(1, N, F)
+    state["slot_state"] = torch.randn(1, N, H)
+    state["valid"] = torch.ones(1, N, dtype=torch.bool)
+    state["surprise"] = torch.tensor([surprises])
+    state["age"] = torch.arange(N, 0, -1, dtype=torch.float32).unsqueeze(0) * 3
+    return state
+
+
+def test_a_surprising_token_replaces_the_least_surprising_slot_and_a_dull_one_is_dropped():
+    core = build(surprise="novelty")
+    state = filled_state(core, [0.5, 0.05, 0.9, 0.3])
+    new = torch.randn(1, 1, F)
+    with torch.no_grad():
+        _, after, extras = core(new, state, no_starts(1, 1))
+        assert extras["written_slot"].item() == 1
+        torch.testing.assert_close(after["slot_x"][0, 1], new[0, 0])
+        torch.testing.assert_close(after["slot_state"][0, 1], state["last_state"][0])
+        assert after["age"][0, 1] == 0 and (after["age"][0, [0, 2, 3]] == state["age"][0, [0, 2, 3]] + 1).all()
+        # A token already stored (novelty 0) is less surprising than every slot: nothing is written.
+        _, again, extras = core(new, after, no_starts(1, 1))
+        assert extras["written_slot"].item() == -1
+        torch.testing.assert_close(again["slot_x"], after["slot_x"])
+
+
+def test_threshold_writes_only_above_the_threshold_over_the_oldest_slot():
+    core = build(surprise="novelty", write="threshold", threshold=0.5)
+    state = filled_state(core, [0.9, 0.9, 0.9, 0.9])
+    oldest = int(state["age"].argmax())
+    near = state["slot_x"][:, 2:3].transpose(0, 1) * 1.01  # cosine distance 0 to slot 2
+    with torch.no_grad():
+        _, after, extras = core(near, state, no_starts(1, 1))
+        assert extras["written_slot"].item() == -1 and extras["surprise"].item() < 0.5
+        assert torch.equal(after["slot_x"], state["slot_x"])
+        far = -state["slot_x"].sum(1, keepdim=True).transpose(0, 1)  # far from every stored token
+        _, after, extras = core(far, state, no_starts(1, 1))
+        assert extras["surprise"].item() > 0.5 and extras["written_slot"].item() == oldest
+
+
+# ---------------------------------------------------------------- timing
+@pytest.mark.parametrize("timing", ["sinusoidal", "learned", "rotation"])
+def test_timing_modes_run_and_depend_on_age(timing):
+    core = build(timing=timing, order_gates=0)
+    state = filled_state(core, [0.5, 0.6, 0.7, 0.8])
+    x = torch.randn(1, 1, F)
+    older = dict(state, age=state["age"] + torch.tensor([[0.0, 5.0, 40.0, 300.0]]))
+    with torch.no_grad():
+        y1, _, _ = core(x, state, no_starts(1, 1))
+        y2, _, _ = core(x, older, no_starts(1, 1))
+    assert not torch.allclose(y1, y2, atol=1e-4)
+    y, _, extras = core(torch.randn(5, 2, F), core.initial_state(2), no_starts(5, 2))
+    y.pow(2).mean().add(extras["aux_loss"]).backward()
+    assert all(p.grad is not None for p in core.timing.parameters())
+
+
+def test_timing_modes_give_different_outputs():
+    outputs = []
+    for timing in ["sinusoidal", "learned", "rotation"]:
+        core = build(timing=timing)
+        state = filled_state(core, [0.5, 0.6, 0.7, 0.8])
+        with torch.no_grad():
+            outputs.append(core(torch.ones(1, 1, F), state, no_starts(1, 1))[0])
+    assert not torch.allclose(outputs[0], outputs[1]) and not torch.allclose(outputs[0], outputs[2])
+
+
+def test_timing_signals():
+    age = torch.tensor([[0.0, 1.0, 20.0, 1000.0]])
+    u = torch.randn(1, 4, 8)
+    rotated = RotationTiming(8)(u, age)
+    torch.testing.assert_close(rotated.norm(dim=-1), u.norm(dim=-1))  # a rotation keeps the norm
+    torch.testing.assert_close(rotated[:, 0], u[:, 0])                 # age 0: the identity
+    assert age_bucket(torch.tensor([0.0, 15.0, 16.0, 32.0, 1e9])).tolist() == [0, 15, 16, 20, 63]
+    for kind in ["sinusoidal", "learned", "rotation"]:
+        out = make_timing(kind, 8)(u, age)
+        assert out.shape == u.shape and not torch.allclose(out[:, 2], out[:, 3])
+    with pytest.raises(ValueError, match="valid timings"):
+        make_timing("clock", 8)
+
+
+# ---------------------------------------------------------------- options and dedup
+def test_repeated_slots_are_consolidated_once_with_the_same_result():
+    core = build()
+    s, x = torch.randn(3, 4, H), torch.randn(3, 4, F)
+    s[1], x[1] = s[0], x[0]  # rows repeat, as slots do across the steps of a minibatch
+    s[2, 3], x[2, 3] = s[0, 1], x[0, 1]
+    r = core.cell(x.reshape(12, F), s.reshape(12, H))
+    slots, extra = core.consolidate_slots(s, x)
+    torch.testing.assert_close(slots, r.view(3, 4, H), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(extra, core.slot_extra(r).view(3, 4, -1), atol=1e-6, rtol=1e-6)
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="surprise must be one of"):
+        build(surprise="shock")
+    with pytest.raises(ValueError, match="write must be one of"):
+        build(write="always")
+    with pytest.raises(ValueError, match="timing must be one of"):
+        build(timing="clock")
+    with pytest.raises(ValueError, match="heads"):
+        build(heads=3)
+
+
+def test_diagnostics():
+    core = build()
+    _, _, extras = core(torch.randn(7, 2, F), core.initial_state(2), no_starts(7, 2))
+    assert extras["slot_age"].shape == (7, 2, 4) and extras["attention"].shape == (7, 2, 4)
+    assert extras["surprise"].shape == (7, 2) and extras["written_slot"].shape == (7, 2)
+    assert (extras["written_slot"][0] == 0).all() and (extras["surprise"][0] == 2.0).all()
+    torch.testing.assert_close(extras["attention"].sum(-1) <= 1.0 + 1e-6, torch.ones(7, 2, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- learning
+@pytest.mark.slow
+def test_ppo_with_tmm_learns_t_maze_and_mlp_cannot():
+    def train(core: str, options: dict) -> float:
+        env = make_batched("t-maze", 32, seed=0, corridor=6)
+        torch.manual_seed(0)
+        policy = RecurrentActorCritic(env.single_observation_space, env.single_action_space, core,
+                                      {"hidden_size": 32, **options}, embed_size=32)
+        agent = PPO(env, policy, n_steps=32, batch_size=256, n_epochs=4, learning_rate=3e-3,
+                    ent_coef=0.01, seed=0)
+        agent.learn(60_000)
+        return evaluate_policy(agent.policy, make_batched("t-maze", 16, seed=100, corridor=6), 64)["return_mean"]
+
+    assert train("tmm", {"slots": 4, "heads": 2, "timing_size": 8}) >= 0.9
+    assert train("mlp", {}) <= 0.4
