@@ -7,6 +7,10 @@ each fraction of the optimal return, and the greedy evaluation return at the end
     python benchmarks/time_to_solve.py --envs repeat-previous,t-maze,memory-copy --cores gru,mlp
     python benchmarks/time_to_solve.py --summarize multirun/2026-11-23/12-00-00   # an existing sweep
     python benchmarks/time_to_solve.py --cores gru --envs t-maze -- agent.seq_len=32   # extra overrides
+
+The last table has one row per core and one column per env: the median steps to the first fraction
+over the seeds that reached it. ``stop_return=0.95`` among the overrides ends each run once it has
+reached 0.95 of the optimal return of the built-in tasks (1.0), which shortens a sweep.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -60,6 +65,24 @@ def print_table(results: list[dict], fractions: list[float]) -> None:
         print("| " + " | ".join(fmt(r[c]) for c in cols) + " |")
 
 
+def print_core_table(results: list[dict], fraction: float) -> None:
+    """One row per core, one column per env: median steps to ``fraction`` of optimal over the seeds that
+    reached it, and how many seeds did."""
+    envs = sorted({r["env"] for r in results})
+    cores = list(dict.fromkeys(r["core"] for r in results))
+    print(f"\nsteps to {fraction} of the optimal return (median over seeds that reached it; reached/seeds)")
+    print("| core | " + " | ".join(envs) + " |")
+    print("|---|" + "|".join("---:" for _ in envs) + "|")
+    for core in cores:
+        cells = []
+        for env in envs:
+            runs = [r for r in results if r["core"] == core and r["env"] == env]
+            steps = sorted(r[f"steps@{fraction}"] for r in runs if r[f"steps@{fraction}"] is not None)
+            median = f"{statistics.median(steps):,.0f}" if steps else "-"
+            cells.append(f"{median} ({len(steps)}/{len(runs)})")
+        print(f"| {core} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", default="repeat-previous,t-maze,memory-copy")
@@ -69,18 +92,21 @@ def main() -> None:
     p.add_argument("--total-steps", type=int, default=1_000_000)
     p.add_argument("--fractions", default="0.9,0.95")
     p.add_argument("--summarize", type=Path, help="only summarize an existing sweep directory")
+    p.add_argument("--sweep-dir", type=Path, help="where the sweep writes its runs (default: multirun/solve-<time>)")
     p.add_argument("overrides", nargs="*", help="extra overrides passed to every run")
     args = p.parse_args()
     fractions = [float(f) for f in args.fractions.split(",")]
     sweep_dir = args.summarize
     if sweep_dir is None:
-        sweep_dir = Path("multirun") / time.strftime("solve-%Y-%m-%d-%H-%M-%S")
+        sweep_dir = args.sweep_dir or Path("multirun") / time.strftime("solve-%Y-%m-%d-%H-%M-%S")
         cmd = [sys.executable, "-m", "rlmem.train", "-m", f"agent={args.agent}", f"core={args.cores}",
                f"env={args.envs}", f"seed={args.seeds}", f"total_steps={args.total_steps}", "progress=false",
                "checkpoint=false", f"hydra.sweep.dir={sweep_dir}", *args.overrides]
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    print_table(summarize(sweep_dir, fractions), fractions)
+    results = summarize(sweep_dir, fractions)
+    print_table(results, fractions)
+    print_core_table(results, fractions[0])
 
 
 if __name__ == "__main__":

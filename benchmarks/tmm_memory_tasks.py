@@ -12,9 +12,12 @@ time. Runs go one after another on one thread; the full set takes about an hour 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import tempfile
-import time
 from pathlib import Path
+
+from time_to_solve import first_crossing
 
 # t-maze, corridor 1000: the cue is shown 1001 steps before the junction. Episodes of all copies
 # run in lockstep, so rollouts are long enough to hold junction decisions often.
@@ -40,29 +43,39 @@ def main() -> None:
     p.add_argument("--list", action="store_true", help="print the runs and their overrides")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="folder for the run directories (default: a temporary one)")
+    p.add_argument("--summarize", type=Path, help="only print the table of the runs already in this folder")
     args = p.parse_args()
     if args.list:
         for name, overrides in RUNS.items():
             print(f"{name}: python -m rlmem.train {' '.join(overrides)}")
         return
 
+    if args.summarize:
+        print_table(args.summarize)
+        return
     from rlmem.train import train
 
     out = Path(args.out or tempfile.mkdtemp(prefix="tmm_memory_tasks_"))
-    rows = []
     for name in args.only or list(RUNS):
-        overrides = RUNS[name] + [f"seed={args.seed}", "progress=false", "checkpoint=false"]
-        start = time.perf_counter()
-        summary = train(overrides, run_dir=out / name)
-        rows.append((name, summary, time.perf_counter() - start))
-
+        train(RUNS[name] + [f"seed={args.seed}", "progress=false", "checkpoint=false"], run_dir=out / name)
     print(f"\nseed={args.seed}; run directories under {out}")
-    print(f"| {'run':<22} | {'env steps':>10} | {'train return':>12} | {'eval return':>11} | {'env-steps/s':>11} "
-          f"| {'wall s':>7} |")
-    print(f"|{'-' * 24}|{'-' * 12}|{'-' * 14}|{'-' * 13}|{'-' * 13}|{'-' * 9}|")
-    for name, s, wall in rows:
-        print(f"| {name:<22} | {s['env_steps']:>10} | {s['return_mean']:>12.2f} | {s['eval_return_mean']:>11.2f} "
-              f"| {s['fps']:>11.0f} | {wall:>7.0f} |")
+    print_table(out)
+
+
+def print_table(out: Path) -> None:
+    """One row per run folder under ``out``: steps to 0.9 and 0.95 of the optimal return (training
+    return, last 100 episodes), the final training and greedy evaluation returns, speed and time."""
+    print("| run | steps to 0.9 | steps to 0.95 | train return | eval return | env steps | env-steps/s | wall s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for summary_path in sorted(out.glob("*/summary.json")):
+        s = json.loads(summary_path.read_text())
+        with (summary_path.parent / "progress.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        optimal = s.get("optimal_return") or 1.0
+        cross = [first_crossing(rows, frac * optimal)[0] for frac in (0.9, 0.95)]
+        cells = [f"{c:,}" if c is not None else "-" for c in cross]
+        print(f"| {summary_path.parent.name} | {cells[0]} | {cells[1]} | {s['return_mean']:.3f} "
+              f"| {s['eval_return_mean']:.3f} | {s['env_steps']:,} | {s['fps']:,.0f} | {s['wall_s']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -112,9 +112,11 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
     every = int(cfg.checkpoint_every)
     next_save = every
+    stop_return = None if cfg.stop_return is None else float(cfg.stop_return)
+    stopped = False
 
-    def on_iteration(agent_, metrics: dict[str, float]) -> None:
-        nonlocal next_save
+    def on_iteration(agent_, metrics: dict[str, float]) -> bool:
+        nonlocal next_save, stopped
         bar.update(min(agent_.num_timesteps, total) - bar.n)
         shown = {"ret": metrics.get("return_mean", math.nan), "fps": metrics["fps"]}
         bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
@@ -123,6 +125,14 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             save_checkpoint(run_dir / f"checkpoint_{agent_.num_timesteps}.pt", kwargs, agent_.state_dict(),
                             OmegaConf.to_container(cfg, resolve=True))
             next_save += every
+        if stop_return is not None:
+            ep = agent_.episode_metrics()  # a full window of 100 episodes, as SB3's threshold callback sees
+            if ep["episodes"] >= 100 and ep["return_mean"] >= stop_return:
+                stopped = True
+                bar.write(f"stop_return {stop_return:g} reached at {agent_.num_timesteps} env steps "
+                          f"(return_mean {ep['return_mean']:.3g})")
+                return False
+        return True
 
     try:
         agent.learn(total, on_iteration)
@@ -143,7 +153,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "return_mean": ep.get("return_mean"), "eval_return_mean": evaluation.get("return_mean"),
         "eval_episodes": int(evaluation.get("episodes", 0)), "optimal_return": optimal,
         "fps": agent.num_timesteps / max(train_wall, 1e-9), "wall_s": time.perf_counter() - start,
-        "device": str(device), "run_dir": str(run_dir),
+        "device": str(device), "run_dir": str(run_dir), "stopped_at_return": stopped,
     }
     if cfg.checkpoint:
         path = save_checkpoint(run_dir / "checkpoint.pt", kwargs, agent.state_dict(),

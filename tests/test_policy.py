@@ -132,3 +132,21 @@ def test_prev_action_and_reward_inputs_are_masked_at_starts():
     assert v[0, 1] != v_zero[0, 1]  # used elsewhere
     with pytest.raises(ValueError, match="prev_action"):
         policy(obs, state, starts)
+
+
+def test_a_core_that_stores_its_inputs_gets_them_unembedded():
+    # tmm keeps tokens for many steps: it must store the encoded observation itself, not an
+    # embedding that later training would change.
+    space = spaces.Discrete(5)
+    policy = RecurrentActorCritic(space, spaces.Discrete(2), "tmm", {"hidden_size": 8, "slots": 2}, embed_size=32)
+    assert isinstance(policy.torso.embed, torch.nn.Identity) and policy.torso.core.input_size == 5
+    obs = torch.tensor([[3, 1]])  # [T=1, B=2]
+    _, state, _ = policy.torso(obs, policy.initial_state(2), torch.ones(1, 2, dtype=torch.bool))
+    assert torch.equal(state["slot_x"][:, 0], torch.nn.functional.one_hot(obs[0], 5).float())
+
+
+def test_embed_size_zero_feeds_the_encoded_observation():
+    policy = RecurrentActorCritic(spaces.MultiBinary(6), spaces.Discrete(2), "gru", {"hidden_size": 8}, embed_size=0)
+    assert policy.torso.core.input_size == 6
+    with pytest.raises(ValueError, match="embed_size"):
+        RecurrentActorCritic(spaces.MultiBinary(6), spaces.Discrete(2), "gru", {"hidden_size": 8}, embed_size=-1)

@@ -63,6 +63,15 @@ def test_checkpoint_round_trip_gives_the_same_actions(tmp_path):
     assert ckpt["config"]["core"]["name"] == "lstm" and ckpt["agent"]["num_timesteps"] == summary["env_steps"]
 
 
+def test_stop_return_ends_training_once_100_episodes_reach_it(tmp_path):
+    # t-maze (corridor 20): 22-step episodes, returns in [-1, 1]; 8 copies x 32 steps per update.
+    base = ["env=t-maze", "env.corridor=20", *TINY, "total_steps=20000", "eval_episodes=0", "checkpoint=false"]
+    s = train([*base, "stop_return=-1.5"], run_dir=tmp_path / "stop")
+    assert s["stopped_at_return"] and 100 <= s["episodes"] and s["env_steps"] <= 100 * 22 + 2 * 256
+    s = train([*base, "stop_return=1.5"], run_dir=tmp_path / "never")  # above the optimal return of 1
+    assert not s["stopped_at_return"] and s["env_steps"] >= 20000
+
+
 def test_a2c_and_every_builtin_env_run_from_python(tmp_path):
     for env in ("memory-copy", "count-recall", "stateless-cartpole", "surprise-recall", "repeat-first"):
         s = train([f"env={env}", "agent=a2c", "core=elman", *BASE, "agent.n_steps=16"], run_dir=tmp_path / env)

@@ -35,9 +35,15 @@ class Core(nn.Module):
         bptt_free: True when a step's gradient needs no earlier step, given the stored state
             (the slot memory keeps its slots detached). Agents then train on chunks of length 1,
             all steps in parallel, with the state stored at every step.
+        stores_inputs: True when the core keeps its inputs, detached, in its state for later
+            steps (the slot memory keeps tokens). The policy then feeds it the encoded
+            observation without a learned embedding: a stored embedding would go stale as the
+            embedding trains, and the embedding would get no gradient from the later steps that
+            read it, so nothing would keep apart the inputs that matter only much later.
     """
 
     bptt_free: bool = False
+    stores_inputs: bool = False
 
     def __init__(self, input_size: int, output_size: int):
         super().__init__()

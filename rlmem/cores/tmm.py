@@ -120,6 +120,7 @@ class TokenMemoryMachine(StepCore):
     """
 
     bptt_free = True
+    stores_inputs = True
 
     def __init__(self, input_size: int, hidden_size: int = 128, slots: int = 8, surprise: str = "prediction",
                  write: str = "replace_least_surprising", threshold: float = 0.5, timing: str = "sinusoidal",

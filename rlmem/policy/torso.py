@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from ..cores import Core, Extras, State, make_core
+from ..cores import CORES, Core, Extras, State, make_core
 from .encoders import make_encoder
 
 
@@ -16,12 +16,17 @@ class MemoryTorso(nn.Module):
     """``O_t, h_{t-1} --[Enc]-> h_t``: encodes observations (and, optionally, the previous action
     and reward) and runs them through a core.
 
+    The encoded inputs pass through a learned embedding (Linear + ReLU) of ``embed_size``, except
+    when ``embed_size`` is 0 or the core stores its inputs (``Core.stores_inputs``, e.g. ``tmm``):
+    then the core gets the encoded inputs as they are.
+
     Args:
         observation_space: the single-environment observation space.
         action_space: the single-environment action space (for the previous-action input).
-        core: a registered core name or a :class:`Core` whose ``input_size == embed_size``.
+        core: a registered core name or a :class:`Core` whose ``input_size`` is the embedding
+            width (or, without an embedding, the encoded input size).
         core_options: options for :func:`make_core` when ``core`` is a name.
-        embed_size: width of the embedding fed to the core.
+        embed_size: width of the embedding fed to the core; 0: no embedding.
         prev_action: feed the previous action (zero at episode starts).
         prev_reward: feed the previous reward (zero at episode starts).
     """
@@ -37,13 +42,20 @@ class MemoryTorso(nn.Module):
             in_size += self.action_encoder.out_size
         self.prev_reward = prev_reward
         in_size += int(prev_reward)
-        self.embed = nn.Sequential(nn.Linear(in_size, embed_size), nn.ReLU())
+        if embed_size < 0:
+            raise ValueError(f"embed_size must be >= 0, got {embed_size}")
+        core_cls = type(core) if isinstance(core, Core) else CORES.get(core)
+        if embed_size == 0 or getattr(core_cls, "stores_inputs", False):
+            self.embed, core_in = nn.Identity(), in_size
+        else:
+            self.embed, core_in = nn.Sequential(nn.Linear(in_size, embed_size), nn.ReLU()), embed_size
         if isinstance(core, Core):
-            if core.input_size != embed_size:
-                raise ValueError(f"core.input_size ({core.input_size}) must equal embed_size ({embed_size})")
+            if core.input_size != core_in:
+                raise ValueError(f"core.input_size ({core.input_size}) must be {core_in}, the size of the "
+                                 f"{'encoded inputs' if isinstance(self.embed, nn.Identity) else 'embedding'}")
             self.core = core
         else:
-            self.core = make_core(core, embed_size, **(core_options or {}))
+            self.core = make_core(core, core_in, **(core_options or {}))
         self.output_size = self.core.output_size
 
     @property
