@@ -60,7 +60,7 @@ def main() -> None:
     p.add_argument("--env-arg", action="append", default=[], help="task parameter, e.g. corridor=1000")
     p.add_argument("--slots", type=int, default=8)
     p.add_argument("--hidden", type=int, default=128, help="tmm hidden size")
-    p.add_argument("--embed", type=int, default=128, help="embedding width fed to both cores")
+    p.add_argument("--embed", type=int, default=128, help="embedding width fed to the gru")
     p.add_argument("--gru-seq-len", type=int, default=64)
     p.add_argument("--n-envs", type=int, default=64)
     p.add_argument("--n-steps", type=int, default=128)
@@ -73,8 +73,13 @@ def main() -> None:
     args.env_kwargs = parse_env_args(args.env_arg)
     torch.set_num_threads(args.threads)
 
+    from rlmem.envs import make_batched
+    from rlmem.policy import make_encoder
+
+    # tmm stores its inputs and gets the encoded observation unembedded (Core.stores_inputs).
+    obs_size = make_encoder(make_batched(args.env, 1, **args.env_kwargs).single_observation_space).out_size
     tmm_options = {"hidden_size": args.hidden, "slots": args.slots}
-    tmm_params = core_parameters("tmm", tmm_options, args.embed)
+    tmm_params = core_parameters("tmm", tmm_options, obs_size)
     gru_hidden = matching_gru_hidden(tmm_params, args.embed)
     gru_options = {"hidden_size": gru_hidden}
     gru_params = core_parameters("gru", gru_options, args.embed)
