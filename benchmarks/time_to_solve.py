@@ -41,7 +41,8 @@ def summarize(sweep_dir: Path, fractions: list[float]) -> list[dict]:
             rows = list(csv.DictReader(f))
         optimal = summary.get("optimal_return") or 1.0
         row = {k: summary[k] for k in ("env", "core", "agent", "seed", "env_steps", "fps", "return_mean",
-                                       "eval_return_mean")}
+                                       "eval_return_mean", "wall_s")}
+        row["run"] = summary_path.parent.name
         for frac in fractions:
             row[f"steps@{frac}"], row[f"time@{frac}"] = first_crossing(rows, frac * optimal)
         results.append(row)

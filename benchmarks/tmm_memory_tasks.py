@@ -12,15 +12,13 @@ time. Runs go one after another on one thread; the full set takes about an hour 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import tempfile
 from pathlib import Path
 
-from time_to_solve import first_crossing
+from time_to_solve import summarize
 
 # t-maze, corridor 1000: the cue is shown 1001 steps before the junction. Episodes of all copies
-# run in lockstep, so rollouts are long enough to hold junction decisions often.
+# run in lockstep, so one rollout of 128 steps in eight holds all 64 junction decisions.
 T_MAZE = ["agent=ppo", "env=t-maze", "env.corridor=1000", "total_steps=5000000", "agent.n_steps=128",
           "agent.batch_size=2048", "agent.n_epochs=2", "agent.learning_rate=0.003", "agent.gamma=0.999"]
 # surprise-recall: 200 stream steps with 3 rare tokens, then 3 queries; narrower nets, more steps.
@@ -67,16 +65,10 @@ def print_table(out: Path) -> None:
     return, last 100 episodes), the final training and greedy evaluation returns, speed and time."""
     print("| run | steps to 0.9 | steps to 0.95 | train return | eval return | env steps | env-steps/s | wall s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for summary_path in sorted(out.glob("*/summary.json")):
-        s = json.loads(summary_path.read_text())
-        with (summary_path.parent / "progress.csv").open() as f:
-            rows = list(csv.DictReader(f))
-        optimal = s.get("optimal_return") or 1.0
-        cross = [first_crossing(rows, frac * optimal)[0] for frac in (0.9, 0.95)]
-        cells = [f"{c:,}" if c is not None else "-" for c in cross]
-        print(f"| {summary_path.parent.name} | {cells[0]} | {cells[1]} | {s['return_mean']:.3f} "
-              f"| {s['eval_return_mean']:.3f} | {s['env_steps']:,} | {s['fps']:,.0f} | {s['wall_s']:.0f} |")
-
+    for r in sorted(summarize(out, [0.9, 0.95]), key=lambda r: r["run"]):
+        cells = [f"{r[k]:,}" if r[k] is not None else "-" for k in ("steps@0.9", "steps@0.95")]
+        print(f"| {r['run']} | {cells[0]} | {cells[1]} | {r['return_mean']:.3f} | {r['eval_return_mean']:.3f} "
+              f"| {r['env_steps']:,} | {r['fps']:,.0f} | {r['wall_s']:.0f} |")
 
 if __name__ == "__main__":
     main()

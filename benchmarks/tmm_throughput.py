@@ -25,8 +25,14 @@ def core_parameters(core: str, options: dict, embed: int) -> int:
 
 
 def matching_gru_hidden(target: int, embed: int) -> int:
-    """The GRU hidden size whose core parameter count is closest to ``target``."""
-    return min(range(8, 2048), key=lambda h: abs(core_parameters("gru", {"hidden_size": h}, embed) - target))
+    """The GRU hidden size whose core parameter count is closest to ``target`` (the count grows with
+    the hidden size, so a bisection finds the first size at or above it)."""
+    count = lambda h: core_parameters("gru", {"hidden_size": h}, embed)  # noqa: E731
+    lo, hi = 1, 4096
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if count(mid) < target else (lo, mid)
+    return min((lo - 1, lo), key=lambda h: abs(count(h) - target)) if lo > 1 else lo
 
 
 def env_steps_per_second(args, core: str, options: dict, seq_len: int) -> float:

@@ -110,6 +110,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     bar = tqdm(total=total, unit="step", unit_scale=True, dynamic_ncols=True, disable=not cfg.progress,
                desc=f"{cfg.agent.name}/{cfg.core.name}/{cfg.env.name}", file=sys.stderr)
 
+    config = OmegaConf.to_container(cfg, resolve=True)  # saved with every checkpoint
     every = int(cfg.checkpoint_every)
     next_save = every
     stop_return = None if cfg.stop_return is None else float(cfg.stop_return)
@@ -122,15 +123,14 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
         logger.log(metrics, agent_.num_timesteps)
         if every and agent_.num_timesteps >= next_save:
-            save_checkpoint(run_dir / f"checkpoint_{agent_.num_timesteps}.pt", kwargs, agent_.state_dict(),
-                            OmegaConf.to_container(cfg, resolve=True))
+            save_checkpoint(run_dir / f"checkpoint_{agent_.num_timesteps}.pt", kwargs, agent_.state_dict(), config)
             next_save += every
         if stop_return is not None:
-            ep = agent_.episode_metrics()  # a full window of 100 episodes, as SB3's threshold callback sees
-            if ep["episodes"] >= 100 and ep["return_mean"] >= stop_return:
+            # a full window of 100 episodes, as SB3's threshold callback sees
+            if metrics["episodes"] >= 100 and metrics["return_mean"] >= stop_return:
                 stopped = True
                 bar.write(f"stop_return {stop_return:g} reached at {agent_.num_timesteps} env steps "
-                          f"(return_mean {ep['return_mean']:.3g})")
+                          f"(return_mean {metrics['return_mean']:.3g})")
                 return False
         return True
 
@@ -156,8 +156,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "device": str(device), "run_dir": str(run_dir), "stopped_at_return": stopped,
     }
     if cfg.checkpoint:
-        path = save_checkpoint(run_dir / "checkpoint.pt", kwargs, agent.state_dict(),
-                               OmegaConf.to_container(cfg, resolve=True))
+        path = save_checkpoint(run_dir / "checkpoint.pt", kwargs, agent.state_dict(), config)
         summary["checkpoint"] = str(path)
     logger.log_summary(summary)
     logger.close()
