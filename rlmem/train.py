@@ -100,6 +100,10 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     device = resolve_device(str(cfg.device))
     seed = int(cfg.seed)
     torch.manual_seed(seed)
+    try:
+        stop_return = None if cfg.stop_return is None else float(cfg.stop_return)
+    except (TypeError, ValueError):
+        raise ValueError(f"stop_return must be a number or null, got {cfg.stop_return!r}") from None
     env = build_env(cfg.env, seed)
     kwargs = policy_kwargs(cfg, env)
     policy = RecurrentActorCritic(**kwargs)
@@ -113,7 +117,6 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)  # saved with every checkpoint
     every = int(cfg.checkpoint_every)
     next_save = every
-    stop_return = None if cfg.stop_return is None else float(cfg.stop_return)
     stopped = False
 
     def on_iteration(agent_, metrics: dict[str, float]) -> bool:

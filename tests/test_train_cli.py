@@ -130,3 +130,5 @@ def test_bad_values_are_refused_with_a_reason(tmp_path):
         train(["env=t-maze", *TINY, "env.corridor=-1"], run_dir=tmp_path)
     with pytest.raises(ValueError, match="cannot make Gymnasium env"):
         train(["env=gym", "env.id=NoSuchEnv-v0", *TINY], run_dir=tmp_path)
+    with pytest.raises(ValueError, match="stop_return must be a number or null, got 'high'"):
+        train(["env=t-maze", *TINY, "stop_return=high"], run_dir=tmp_path)
