@@ -8,7 +8,7 @@ import torch
 
 from rlmem.agents import PPO, evaluate_policy
 from rlmem.cores import make_core, stack_states
-from rlmem.cores.tmm import least_surprising_slot, oldest_slot
+from rlmem.cores.tmm import least_surprising_slot, oldest_slot, token_distance
 from rlmem.cores.tmm_timing import RotationTiming, age_bucket, make_timing
 from rlmem.envs import make_batched
 from rlmem.policy import RecurrentActorCritic
@@ -136,6 +136,21 @@ def test_novelty_keeps_both_surprises_of_000xy000(write):
     assert holds(state, tokens()["x"]) and holds(state, tokens()["y"])
 
 
+def test_blank_tokens_do_not_crowd_out_surprises():
+    """A blank (all-zero) observation is at distance 0 from a stored blank, so a run of blanks is
+    not novel; plain cosine would put every blank at distance 1 and replace y with one."""
+    core = build(slots=2, surprise="novelty")
+    table = {**tokens(), "b": torch.zeros(F)}
+    x = torch.stack([table[s] for s in "x y b b b b".split()]).unsqueeze(1)
+    with torch.no_grad():
+        _, state, extras = core(x, core.initial_state(1), no_starts(6, 1))
+    assert holds(state, table["x"]) and holds(state, table["y"])
+    assert (extras["written_slot"][2:, 0] == -1).all()
+    zero = torch.zeros(F)
+    assert token_distance(zero, zero) == 0 and token_distance(table["x"], table["x"]).abs() < 1e-6
+    assert 0 < token_distance(zero, table["x"]) < token_distance(table["y"], table["x"]) < 2
+
+
 def warmed_up_predictor(**options) -> torch.nn.Module:
     """A core whose next-token prediction has learned that "0" follows everything."""
     core = build(surprise="prediction", **options)
@@ -161,6 +176,22 @@ def test_prediction_surprise_keeps_both_surprises_of_000xy000(write, slots):
     surprise = extras["surprise"][:, 0]
     assert surprise[3] > 0.5 and surprise[4] > 0.5 and surprise[5:].max() < 0.5
     assert holds(state, tokens()["x"]) and holds(state, tokens()["y"])
+
+
+@pytest.mark.parametrize("fraction, stride", [(1.0, 1), (0.5, 2), (0.25, 4)])
+def test_prediction_loss_redoes_the_previous_steps_prediction(fraction, stride):
+    """aux_loss at step t scores exactly the prediction step t-1 made (kept in the state), on every
+    ``1 / prediction_fraction``-th row, with gradients to the readout."""
+    core = build(prediction_fraction=fraction)
+    B = 8
+    x = torch.randn(6, B, F)
+    with torch.no_grad():
+        _, state, _ = core(x[:5], core.initial_state(B), no_starts(5, B))
+    _, _, extras = core(x[5:], state, no_starts(1, B))
+    expected = (token_distance(state["prediction"], x[5]))[::stride].mean()
+    torch.testing.assert_close(extras["aux_loss"], expected * core.prediction_weight)
+    extras["aux_loss"].backward()
+    assert core.predict.weight.grad.abs().sum() > 0 and core.query.weight.grad.abs().sum() > 0
 
 
 # ---------------------------------------------------------------- write policy
@@ -282,6 +313,8 @@ def test_bad_options_are_refused():
         build(timing="clock")
     with pytest.raises(ValueError, match="heads"):
         build(heads=3)
+    with pytest.raises(ValueError, match="prediction_fraction"):
+        build(prediction_fraction=0.0)
 
 
 def test_diagnostics():

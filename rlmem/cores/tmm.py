@@ -4,9 +4,11 @@ Memory of ``N`` slots. Slot ``i`` holds the consolidation state ``s_i`` in force
 written, the input token ``x_i`` seen then, its ``age`` (steps since writing) and the ``surprise``
 the token caused. Each step ``t``:
 
-1. **surprise** of ``x_t``: ``1 - cos(prediction_{t-1}, x_t)`` for the prediction made at ``t-1``
-   (``surprise="prediction"``), or the cosine distance from ``x_t`` to the nearest stored token
-   (``surprise="novelty"``, no parameters). An episode's first token gets the maximum, 2.
+1. **surprise** of ``x_t``: the cosine distance ``1 - cos(prediction_{t-1}, x_t)`` of the prediction
+   made at ``t-1`` (``surprise="prediction"``), or the distance from ``x_t`` to the nearest stored
+   token (``surprise="novelty"``, no parameters); both tokens extended by a constant feature, so
+   that a blank (zero) token can be predicted (:func:`token_distance`). An episode's first token
+   gets the maximum, 2.
 2. **write**: ``replace_least_surprising`` writes into an empty slot if there is one, else over
    the least surprising slot (the oldest among ties) unless ``x_t`` is less surprising than every
    stored token, so a full memory holds the N most surprising tokens seen; ``threshold`` writes
@@ -31,8 +33,9 @@ through every slot in memory, however long ago it was written.
 
 The auxiliary loss (``extras["aux_loss"]``, times ``prediction_weight``) trains the prediction
 within one step: the readout of step ``t-1`` is redone, with gradients, from what the state holds
-(the slots, their ages, and ``last_state`` as the query) and its prediction is scored against the
-detached ``x_t`` (``1 - cos``). It is computed only while autograd is on; acting does one readout.
+(the slots, their ages, and ``last_state``, step t-1's current token and query) and its prediction is scored against the
+detached ``x_t`` (:func:`token_distance`). It is computed only while autograd is on, on a share
+(``prediction_fraction``) of the batch rows; acting does one readout.
 """
 
 from __future__ import annotations
@@ -55,15 +58,19 @@ _TIE = 1e-5         # surprises closer than this count as equal when choosing a 
 SALIENT_SURPRISE, SALIENCE_SLOPE = 0.15, 20.0  # initial salience: sigmoid(20 (surprise - 0.15))
 
 
-def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``1 - cos(a, b)`` over the last dimension, in ``[0, 2]`` (a zero vector is at distance 1)."""
-    return 1.0 - F.cosine_similarity(a, b, dim=-1, eps=1e-8)
+def token_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 - cos([a, 1], [b, 1])`` over the last dimension, in ``[0, 2)``: the cosine distance of
+    the tokens extended by a constant feature. Plain cosine puts a zero vector at distance 1 from
+    everything, itself included, so a zero token (a blank observation) could never be predicted
+    and would look surprising at every step; extended, it is at distance 0 from a zero prediction."""
+    dot = (a * b).sum(-1) + 1.0
+    return 1.0 - dot * torch.rsqrt((a.pow(2).sum(-1) + 1.0) * (b.pow(2).sum(-1) + 1.0))
 
 
 def novelty(x: torch.Tensor, slot_x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Cosine distance from ``x`` [B, F] to the nearest valid stored token ``slot_x`` [B, N, F]
+    """:func:`token_distance` from ``x`` [B, F] to the nearest valid stored token ``slot_x`` [B, N, F]
     (``valid`` [B, N] bool) -> [B]; :data:`MAX_SURPRISE` where no slot is valid."""
-    dist = cosine_distance(x.unsqueeze(1), slot_x).masked_fill(~valid, MAX_SURPRISE)
+    dist = token_distance(x.unsqueeze(1), slot_x).masked_fill(~valid, MAX_SURPRISE)
     return dist.min(dim=-1).values.clamp(0.0, MAX_SURPRISE)
 
 
@@ -112,6 +119,8 @@ class TokenMemoryMachine(StepCore):
         threshold: surprise above which ``write="threshold"`` stores a token (cosine distance, 0..2).
         timing: age signal of the slots: ``sinusoidal``, ``learned`` or ``rotation``.
         prediction_weight: weight of the next-token prediction loss in ``aux_loss``.
+        prediction_fraction: share of a training batch's rows that the prediction loss is
+            computed on (every ``1 / fraction``-th row).
         heads: attention heads of the readout (``hidden_size`` must be a multiple).
         timing_size: width of each slot's timing vector (even).
         order_gates: learned salience gates whose counts of older slots give each slot its order
@@ -124,22 +133,24 @@ class TokenMemoryMachine(StepCore):
 
     def __init__(self, input_size: int, hidden_size: int = 128, slots: int = 8, surprise: str = "prediction",
                  write: str = "replace_least_surprising", threshold: float = 0.5, timing: str = "sinusoidal",
-                 prediction_weight: float = 1.0, heads: int = 4, timing_size: int = 32, order_gates: int = 2,
+                 prediction_weight: float = 1.0, prediction_fraction: float = 0.25, heads: int = 4, timing_size: int = 32, order_gates: int = 2,
                  max_age: float = 1e6):
         super().__init__(input_size, hidden_size)
         _check_choice("surprise", surprise, SURPRISE_MODES)
         _check_choice("write", write, WRITE_MODES)
         _check_choice("timing", timing, tuple(TIMINGS))
         if (slots < 1 or heads < 1 or hidden_size % heads or order_gates < 0 or prediction_weight < 0
+                or not 0.0 < prediction_fraction <= 1.0
                 or timing_size < 2 or timing_size % 2):
             raise ValueError(f"tmm needs slots >= 1, heads >= 1 dividing hidden_size, an even timing_size >= 2, "
-                             f"order_gates >= 0 and prediction_weight >= 0; got slots={slots}, heads={heads}, "
+                             f"order_gates >= 0, prediction_weight >= 0 and 0 < prediction_fraction <= 1; got slots={slots}, heads={heads}, "
                              f"hidden_size={hidden_size}, timing_size={timing_size}, order_gates={order_gates}, "
-                             f"prediction_weight={prediction_weight}")
+                             f"prediction_weight={prediction_weight}, prediction_fraction={prediction_fraction}")
         H, Dt, G = hidden_size, int(timing_size), int(order_gates)
         self.hidden_size, self.slots, self.heads = H, int(slots), int(heads)
         self.surprise_mode, self.write_mode, self.timing_kind = surprise, write, timing
         self.threshold, self.prediction_weight = float(threshold), float(prediction_weight)
+        self.prediction_fraction = float(prediction_fraction)
         self.max_age, self.timing_size, self.order_gates = float(max_age), Dt, G
         self.order_size = G * (self.slots + 2)  # count basis at 0..N+1 per gate (N slots + the current token)
 
@@ -184,7 +195,7 @@ class TokenMemoryMachine(StepCore):
         valid = state["valid"]
         if self.surprise_mode == "novelty":
             return novelty(x, state["slot_x"], valid)
-        dist = cosine_distance(state["prediction"], x).clamp(0.0, MAX_SURPRISE)
+        dist = token_distance(state["prediction"], x).clamp(0.0, MAX_SURPRISE)
         return torch.where(valid.any(dim=-1), dist, torch.full_like(dist, MAX_SURPRISE))
 
     def choose_slot(self, state: State, surprise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -211,8 +222,7 @@ class TokenMemoryMachine(StepCore):
             fingerprint = (s @ self.hash_state + x @ self.hash_token).contiguous().view(torch.int64).squeeze(-1)
             first, inverse = distinct_rows(fingerprint)
         r = self.cell(x[first], s[first])
-        features = torch.cat([r, self.slot_extra(r)], dim=-1)[inverse].view(B, N, -1)
-        return features[..., :H], features[..., H:]
+        return r[inverse].view(B, N, H), self.slot_extra(r)[inverse].view(B, N, -1)
 
     # ------------------------------------------------------------------ one step
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Extras]:
@@ -230,28 +240,18 @@ class TokenMemoryMachine(StepCore):
         # After the write the current token stands in for the slot it overwrote.
         current = self.cell(x, last)                                      # c_t = f(last_state, x_t)
         slots, slot_extra = self.consolidate_slots(state["slot_state"], state["slot_x"])
+        entries = torch.cat([slots, current.unsqueeze(1)], dim=1)        # [B, N + 1, H]
         extra = torch.cat([slot_extra, self.slot_extra(current).unsqueeze(1)], dim=1)  # [B, N + 1, Dt + G]
         entry_surprise = torch.cat([state["surprise"], surprise.unsqueeze(1)], dim=1)   # [B, N + 1]
-        zero_age = torch.zeros_like(age[:, :1])
-        true, false = torch.ones_like(valid[:, :1]), torch.zeros_like(valid[:, :1])
-        age_now = torch.cat([new_age, zero_age], dim=1)
-        valid_now = torch.cat([new_valid & ~written, true], dim=1)
+        age_now = torch.cat([new_age, torch.zeros_like(age[:, :1])], dim=1)
+        valid_now = torch.cat([new_valid & ~written, torch.ones_like(valid[:, :1])], dim=1)
 
+        ys, predictions, attentions = self.readout(entries, extra, entry_surprise, current.unsqueeze(1),
+                                                   age_now.unsqueeze(1), valid_now.unsqueeze(1))
+        y, prediction, attention = ys[:, 0], predictions[:, 0], attentions[:, 0]
         extras: Extras = {}
         if torch.is_grad_enabled() and self.prediction_weight > 0:
-            # Step t-1's readout (stored slots and ages, last_state as query) beside step t's.
-            queries = torch.stack([last.detach(), current], dim=1)
-            ages = torch.stack([torch.cat([age, zero_age], dim=1), age_now], dim=1)
-            valids = torch.stack([torch.cat([valid, false], dim=1), valid_now], dim=1)
-            ys, predictions, attentions = self.readout(slots, current, extra, entry_surprise, queries, ages, valids)
-            y, prediction, attention = ys[:, 1], predictions[:, 1], attentions[:, 1]
-            had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
-            err = cosine_distance(predictions[:, 0], x_token)
-            extras["aux_loss"] = self.prediction_weight * (err * had_memory).sum() / had_memory.sum().clamp(min=1.0)
-        else:
-            ys, predictions, attentions = self.readout(slots, current, extra, entry_surprise, current.unsqueeze(1),
-                                                       age_now.unsqueeze(1), valid_now.unsqueeze(1))
-            y, prediction, attention = ys[:, 0], predictions[:, 0], attentions[:, 0]
+            extras["aux_loss"] = self.prediction_weight * self.prediction_loss(slots, slot_extra, x_token, state)
 
         new_state = {
             "slot_state": torch.where(written.unsqueeze(-1), last.detach().unsqueeze(1), state["slot_state"]),
@@ -270,25 +270,51 @@ class TokenMemoryMachine(StepCore):
         })
         return y, new_state, extras
 
+    def prediction_loss(self, slots: torch.Tensor, slot_extra: torch.Tensor, x: torch.Tensor, state: State
+                        ) -> torch.Tensor:
+        """Mean :func:`token_distance` between the prediction step t-1 made and the token ``x`` [B, F] it
+        predicted, over the rows whose step t-1 belongs to the episode.
+
+        Step t-1's readout is redone with gradients from what the state holds: its entries were
+        the slots stored now, except the one it wrote (age 0), and its current token ``c_{t-1}``,
+        which is ``last_state`` (also the query). ``slots`` [B, N, H] and ``slot_extra``
+        [B, N, Dt + G] are the consolidated slots of the state. Done on every
+        ``1 / prediction_fraction``-th row only: a minibatch's rows are already a random sample,
+        and the prediction needs far fewer of them than the policy does.
+        """
+        rows = slice(None, None, max(1, round(1.0 / self.prediction_fraction)))
+        valid, age, last = state["valid"][rows], state["age"][rows], state["last_state"][rows].detach()
+        entries = torch.cat([slots[rows], last.unsqueeze(1)], dim=1)
+        extra = torch.cat([slot_extra[rows], self.slot_extra(last).unsqueeze(1)], dim=1)
+        # The current entry has age 0, so its surprise (not kept) never enters another entry's order.
+        surprise = torch.cat([state["surprise"][rows], torch.zeros_like(age[:, :1])], dim=1)
+        ages = torch.cat([age, torch.zeros_like(age[:, :1])], dim=1)
+        mask = torch.cat([valid & (age > 0), torch.ones_like(valid[:, :1])], dim=1)
+        _, prediction, _ = self.readout(entries, extra, surprise, last.unsqueeze(1), ages.unsqueeze(1),
+                                        mask.unsqueeze(1))
+        had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
+        err = token_distance(prediction[:, 0], x[rows])
+        return (err * had_memory).sum() / had_memory.sum().clamp(min=1.0)
+
     # ------------------------------------------------------------------ readout
-    def readout(self, slots: torch.Tensor, current: torch.Tensor, extra: torch.Tensor, surprise: torch.Tensor,
-                query: torch.Tensor, age: torch.Tensor, valid: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def readout(self, entries: torch.Tensor, extra: torch.Tensor, surprise: torch.Tensor, query: torch.Tensor,
+                age: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """R readouts over the same E = N + 1 entries (the slots, then the current token), each
         with its own query, ages and mask.
 
-        ``slots`` [B, N, H] and ``current`` [B, H] (consolidations), ``extra`` [B, E, Dt + G]
-        (timing vectors, salience logits), ``surprise`` [B, E] (of the entries' tokens), ``query``
-        [B, R, H], ``age`` [B, R, E], ``valid`` [B, R, E] bool -> (``y`` [B, R, H], prediction of
-        the next token [B, R, F], attention [B, R, E], mean over heads).
+        ``entries`` [B, E, H] (consolidations), ``extra`` [B, E, Dt + G] (timing vectors, salience
+        logits), ``surprise`` [B, E] (of the entries' tokens), ``query`` [B, R, H], ``age``
+        [B, R, E], ``valid`` [B, R, E] bool -> (``y`` [B, R, H], prediction of the next token
+        [B, R, F], attention [B, R, E], mean over heads).
 
         A head scores entry ``i`` by content (``q . k_i``), timing (``q_t . tau_i``, ``tau_i`` the
         entry's timing vector under its age) and order (``q_o . phi_i``, the count of older salient
         entries on a basis), and reads values and timing vectors. Keys and values are linear in
         ``r_i``, so the query is mapped into ``r`` space instead (``q W_k``) and the weighted sum of
-        the ``r_i`` is mapped to a value: no per-entry key or value tensor is built.
+        the ``r_i`` is mapped to a value: no per-entry key or value tensor is built, and the
+        products with the entries are two batched matrix products over all heads and readouts.
         """
-        B, N, H = slots.shape
+        B, E, H = entries.shape
         R, Dt, G, heads = query.shape[1], self.timing_size, self.order_gates, self.heads
         d = H // heads
         u, salience = extra.split([Dt, G], dim=-1)
@@ -296,26 +322,24 @@ class TokenMemoryMachine(StepCore):
         qc, qt, qo = self.query(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
         qc = qc.view(B, R, heads, d)
         q_r = torch.einsum("brhd,hdc->brhc", qc, self.key.weight.view(heads, d, H))   # [B, R, heads, H]
-        content = torch.cat([torch.einsum("brhc,bnc->brhn", q_r, slots),
-                             torch.einsum("brhc,bc->brh", q_r, current).unsqueeze(-1)], dim=-1)
-        content = content + torch.einsum("brhd,hd->brh", qc, self.key.bias.view(heads, d)).unsqueeze(-1)
-        scores = content / math.sqrt(d) + torch.einsum("brhe,brne->brhn", qt.view(B, R, heads, Dt), tau) / math.sqrt(Dt)
+        content = torch.bmm(q_r.reshape(B, R * heads, H), entries.transpose(1, 2)).view(B, R, heads, E)
+        content = content + (qc * self.key.bias.view(heads, d)).sum(-1, keepdim=True)
+        scores = content / math.sqrt(d) + qt.view(B, R, heads, Dt) @ tau.transpose(-1, -2) / math.sqrt(Dt)
         if G:
             older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, R, i, j]: j older than i
             salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
             count = older.float() @ salience.unsqueeze(1)                           # [B, R, E, G]
             basis = torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
-            scores = scores + torch.einsum("brhm,brnm->brhn", qo.view(B, R, heads, self.order_size), basis)
+            scores = scores + qo.view(B, R, heads, self.order_size) @ basis.transpose(-1, -2)
         scores = scores.masked_fill(~valid.unsqueeze(2), -math.inf)
         null_k, null_v = self.null_key_value.view(2, heads, d)
-        null_score = torch.einsum("brhd,hd->brh", qc, null_k) / math.sqrt(d)
-        weights = torch.softmax(torch.cat([scores, null_score.unsqueeze(-1)], dim=-1), dim=-1)
-        w, w_null = weights[..., :N + 1], weights[..., N + 1:]                    # [B, R, heads, E], [.., 1]
-        mixed = (torch.einsum("brhn,bnc->brhc", w[..., :N], slots)
-                 + w[..., N:] * current.view(B, 1, 1, H))                         # sum_i w_i r_i
+        null_score = (qc * null_k).sum(-1, keepdim=True) / math.sqrt(d)
+        weights = torch.softmax(torch.cat([scores, null_score], dim=-1), dim=-1)
+        w, w_null = weights[..., :E], weights[..., E:]                            # [B, R, heads, E], [.., 1]
+        mixed = torch.bmm(w.reshape(B, R * heads, E), entries).view(B, R, heads, H)   # sum_i w_i r_i
         read = (torch.einsum("brhc,hdc->brhd", mixed, self.value.weight.view(heads, d, H))
                 + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)
-        read_timing = torch.einsum("brhn,brne->brhe", w, tau)
+        read_timing = w @ tau                                                     # [B, R, heads, Dt]
         y = torch.tanh(self.out(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
         return y, self.predict(y), w.mean(dim=2)
 
