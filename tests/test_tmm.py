@@ -139,7 +139,7 @@ def test_novelty_keeps_both_surprises_of_000xy000(write):
 def test_blank_tokens_do_not_crowd_out_surprises():
     """A blank (all-zero) observation is at distance 0 from a stored blank, so a run of blanks is
     not novel; plain cosine would put every blank at distance 1 and replace y with one."""
-    core = build(slots=2, surprise="novelty")
+    core = build(slots=2, surprise="novelty", tie=0.0)
     table = {**tokens(), "b": torch.zeros(F)}
     x = torch.stack([table[s] for s in "x y b b b b".split()]).unsqueeze(1)
     with torch.no_grad():
@@ -200,6 +200,21 @@ def test_full_memory_replaces_the_least_surprising_slot():
     surprise = torch.tensor([[0.5, 0.1, 0.9, 0.3], [0.2, 0.2, 0.9, 0.2]])
     age = torch.tensor([[1.0, 2.0, 3.0, 4.0], [5.0, 7.0, 1.0, 6.0]])
     assert least_surprising_slot(valid, surprise, age).tolist() == [1, 1]  # row 2: the oldest of the tied
+
+
+def test_tie_tolerance_cycles_through_about_equally_surprising_tokens():
+    """Surprises within a factor 1 + tie of the least are tied: the oldest of them is replaced, and
+    a token that is tied with the chosen slot is written; tie=0 keeps the most surprising ones."""
+    valid = torch.ones(1, 4, dtype=torch.bool)
+    surprise = torch.tensor([[0.20, 0.25, 0.30, 0.90]])
+    age = torch.tensor([[1.0, 2.0, 5.0, 9.0]])
+    assert least_surprising_slot(valid, surprise, age, tie=0.0).tolist() == [0]
+    assert least_surprising_slot(valid, surprise, age, tie=0.3).tolist() == [1]   # 0.25 <= 1.3 * 0.2 < 0.3
+    assert least_surprising_slot(valid, surprise, age, tie=0.5).tolist() == [2]   # 0.9 never ties
+    state = {"valid": valid, "age": age, "surprise": surprise}
+    for tie, token, writes in [(0.0, 0.19, False), (0.5, 0.19, False), (0.5, 0.21, True), (1.0, 0.16, True)]:
+        wrote, _ = build(tie=tie, slots=4).choose_slot(state, torch.tensor([token]))
+        assert wrote.item() is writes, (tie, token)
 
 
 def test_empty_slots_are_filled_first():
@@ -315,6 +330,8 @@ def test_bad_options_are_refused():
         build(heads=3)
     with pytest.raises(ValueError, match="prediction_fraction"):
         build(prediction_fraction=0.0)
+    with pytest.raises(ValueError, match="tie >= 0"):
+        build(tie=-0.5)
 
 
 def test_diagnostics():

@@ -10,8 +10,9 @@ the token caused. Each step ``t``:
    that a blank (zero) token can be predicted (:func:`token_distance`). An episode's first token
    gets the maximum, 2.
 2. **write**: ``replace_least_surprising`` writes into an empty slot if there is one, else over
-   the least surprising slot (the oldest among ties) unless ``x_t`` is less surprising than every
-   stored token, so a full memory holds the N most surprising tokens seen; ``threshold`` writes
+   the least surprising slot (the oldest among ties, surprises within a factor ``1 + tie`` of the
+   least) unless ``x_t`` is less surprising than every stored token, so a full memory holds the N
+   most surprising tokens seen and cycles through equally surprising ones; ``threshold`` writes
    only when the surprise exceeds ``threshold``, into an empty slot or over the oldest one. A
    written slot gets ``(last_state, x_t, age 0, surprise)``.
 3. the ages of the other stored slots advance by one.
@@ -54,7 +55,7 @@ from .tmm_timing import TIMINGS, make_timing
 SURPRISE_MODES = ("prediction", "novelty")
 WRITE_MODES = ("replace_least_surprising", "threshold")
 MAX_SURPRISE = 2.0  # the largest cosine distance; given to a first token, which nothing predicts
-_TIE = 1e-5         # surprises closer than this count as equal when choosing a slot to replace
+_EQUAL = 1e-5       # surprises closer than this are equal whatever the tie tolerance
 SALIENT_SURPRISE, SALIENCE_SLOPE = 0.15, 20.0  # initial salience: sigmoid(20 (surprise - 0.15))
 
 
@@ -74,11 +75,18 @@ def novelty(x: torch.Tensor, slot_x: torch.Tensor, valid: torch.Tensor) -> torch
     return dist.min(dim=-1).values.clamp(0.0, MAX_SURPRISE)
 
 
-def least_surprising_slot(valid: torch.Tensor, surprise: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
+def tied_with(surprise: torch.Tensor, least: torch.Tensor, tie: float) -> torch.Tensor:
+    """Whether ``surprise`` counts as equal to ``least`` (no larger than ``(1 + tie) least``)."""
+    return surprise <= least * (1.0 + tie) + _EQUAL
+
+
+def least_surprising_slot(valid: torch.Tensor, surprise: torch.Tensor, age: torch.Tensor, tie: float = 0.0
+                          ) -> torch.Tensor:
     """Slot to replace [B] (long): the first empty slot, else the least surprising one, the oldest
-    among (near-)ties. ``valid`` [B, N] bool, ``surprise`` and ``age`` [B, N] float."""
-    score = torch.where(valid, surprise, torch.full_like(surprise, -1.0))  # empty slots first
-    tied = score <= score.min(dim=-1, keepdim=True).values + _TIE
+    among ties (see :func:`tied_with`). ``valid`` [B, N] bool, ``surprise`` and ``age`` [B, N] float."""
+    score = torch.where(valid, surprise, torch.full_like(surprise, math.inf))
+    tied = tied_with(score, score.min(dim=-1, keepdim=True).values, tie)
+    tied = torch.where(valid.all(dim=-1, keepdim=True), tied, ~valid)  # empty slots first
     return torch.where(tied, age + 1.0, torch.zeros_like(age)).argmax(dim=-1)  # argmax: first of equals
 
 
@@ -117,6 +125,11 @@ class TokenMemoryMachine(StepCore):
             (distance to the nearest stored token, no parameters).
         write: ``replace_least_surprising`` (keep the N most surprising tokens) or ``threshold``.
         threshold: surprise above which ``write="threshold"`` stores a token (cosine distance, 0..2).
+        tie: relative tolerance of ``replace_least_surprising``: surprises no larger than
+            ``(1 + tie)`` times the least count as equal; the oldest of the tied slots is replaced,
+            and a token tied with it is written. With a tolerance, a stream of about equally
+            unpredictable tokens (random tokens) fills the memory first in, first out, instead of
+            keeping whichever happened to be predicted slightly worse.
         timing: age signal of the slots: ``sinusoidal``, ``learned`` or ``rotation``.
         prediction_weight: weight of the next-token prediction loss in ``aux_loss``.
         prediction_fraction: share of a training batch's rows that the prediction loss is
@@ -132,24 +145,25 @@ class TokenMemoryMachine(StepCore):
     stores_inputs = True
 
     def __init__(self, input_size: int, hidden_size: int = 128, slots: int = 8, surprise: str = "prediction",
-                 write: str = "replace_least_surprising", threshold: float = 0.5, timing: str = "sinusoidal",
-                 prediction_weight: float = 1.0, prediction_fraction: float = 0.25, heads: int = 4, timing_size: int = 32, order_gates: int = 2,
-                 max_age: float = 1e6):
+                 write: str = "replace_least_surprising", threshold: float = 0.5, tie: float = 1.0,
+                 timing: str = "sinusoidal", prediction_weight: float = 1.0, prediction_fraction: float = 0.25,
+                 heads: int = 4, timing_size: int = 32, order_gates: int = 2, max_age: float = 1e6):
         super().__init__(input_size, hidden_size)
         _check_choice("surprise", surprise, SURPRISE_MODES)
         _check_choice("write", write, WRITE_MODES)
         _check_choice("timing", timing, tuple(TIMINGS))
         if (slots < 1 or heads < 1 or hidden_size % heads or order_gates < 0 or prediction_weight < 0
-                or not 0.0 < prediction_fraction <= 1.0
+                or not 0.0 < prediction_fraction <= 1.0 or tie < 0
                 or timing_size < 2 or timing_size % 2):
             raise ValueError(f"tmm needs slots >= 1, heads >= 1 dividing hidden_size, an even timing_size >= 2, "
-                             f"order_gates >= 0, prediction_weight >= 0 and 0 < prediction_fraction <= 1; got slots={slots}, heads={heads}, "
-                             f"hidden_size={hidden_size}, timing_size={timing_size}, order_gates={order_gates}, "
-                             f"prediction_weight={prediction_weight}, prediction_fraction={prediction_fraction}")
+                             f"order_gates >= 0, prediction_weight >= 0, 0 < prediction_fraction <= 1 and tie >= 0; "
+                             f"got slots={slots}, heads={heads}, hidden_size={hidden_size}, "
+                             f"timing_size={timing_size}, order_gates={order_gates}, "
+                             f"prediction_weight={prediction_weight}, prediction_fraction={prediction_fraction}, tie={tie}")
         H, Dt, G = hidden_size, int(timing_size), int(order_gates)
         self.hidden_size, self.slots, self.heads = H, int(slots), int(heads)
         self.surprise_mode, self.write_mode, self.timing_kind = surprise, write, timing
-        self.threshold, self.prediction_weight = float(threshold), float(prediction_weight)
+        self.threshold, self.prediction_weight, self.tie = float(threshold), float(prediction_weight), float(tie)
         self.prediction_fraction = float(prediction_fraction)
         self.max_age, self.timing_size, self.order_gates = float(max_age), Dt, G
         self.order_size = G * (self.slots + 2)  # count basis at 0..N+1 per gate (N slots + the current token)
@@ -204,10 +218,10 @@ class TokenMemoryMachine(StepCore):
         if self.write_mode == "threshold":
             return surprise > self.threshold, oldest_slot(valid, age)
         stored = state["surprise"]
-        slot = least_surprising_slot(valid, stored, age)
+        slot = least_surprising_slot(valid, stored, age, self.tie)
         # A full memory keeps its N most surprising tokens: a token less surprising than every
         # stored one is not written (ties go to the newer token).
-        writes = ~valid.all(dim=-1) | (surprise + _TIE >= stored.gather(1, slot.unsqueeze(1)).squeeze(1))
+        writes = ~valid.all(dim=-1) | tied_with(stored.gather(1, slot.unsqueeze(1)).squeeze(1), surprise, self.tie)
         return writes, slot
 
     # ------------------------------------------------------------------ consolidation
