@@ -31,16 +31,17 @@ def episodes(env, encoder, n_envs: int, rng: np.random.Generator) -> tuple[torch
     return raw, encoder(raw.flatten(0, 1)).view(*raw.shape[:2], -1).float()
 
 
-def states_along(core, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The state before every step [T, B, ...] (no gradient)."""
+def states_along(core, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The state before every step [T, B, ...] and the surprise of every token [T, B] (no gradient)."""
     from rlmem.cores import stack_states
 
-    states, state = [], core.initial_state(x.shape[1])
+    states, surprise, state = [], [], core.initial_state(x.shape[1])
     with torch.no_grad():
         for t in range(x.shape[0]):
             states.append(state)
-            _, state, _ = core.step(x[t], state)
-    return stack_states(states)
+            _, state, extras = core.step(x[t], state)
+            surprise.append(extras["surprise"])
+    return stack_states(states), torch.stack(surprise)
 
 
 def main() -> None:
@@ -72,7 +73,7 @@ def main() -> None:
         batches = args.batches if args.batches is not None else {"store": 30, "answer": 200}[part]
         for batch in range(batches + 1):
             raw, x = episodes(env, encoder, args.n_envs, rng)
-            states = states_along(core, x)
+            states, surprise = states_along(core, x)
             tokens = raw[:L, :, 0]                                    # [L, B]
             rare = tokens >= P
             if part == "store" and batch % 5 == 0:
@@ -80,12 +81,9 @@ def main() -> None:
                 stored = at_query["slot_x"][..., : P + env.n_rare + 1].argmax(-1)   # token id per slot
                 kept = [set(stored[b][at_query["valid"][b]].tolist()) >= set(tokens[rare[:, b], b].tolist())
                         for b in range(args.n_envs)]
-                with torch.no_grad():
-                    _, _, extras = core(x[:L], core.initial_state(args.n_envs),
-                                        torch.zeros(L, args.n_envs, dtype=torch.bool))
-                surprise = extras["surprise"][1:]
+                stream = surprise[1:L]                                # the first token's is the maximum
                 print(f"batch {batch:4d}: all rare tokens in memory {np.mean(kept):.2f}; mean surprise "
-                      f"rare {surprise[rare[1:]].mean():.3f}, pattern {surprise[~rare[1:]].mean():.3f}")
+                      f"rare {stream[rare[1:]].mean():.3f}, pattern {stream[~rare[1:]].mean():.3f}")
             # chunks of length 1: query steps (answer part) and random stream steps
             t_stream = torch.randint(1, L, (256,))
             b_stream = torch.randint(0, args.n_envs, (256,))

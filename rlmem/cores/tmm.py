@@ -260,9 +260,7 @@ class TokenMemoryMachine(StepCore):
         age_now = torch.cat([new_age, torch.zeros_like(age[:, :1])], dim=1)
         valid_now = torch.cat([new_valid & ~written, torch.ones_like(valid[:, :1])], dim=1)
 
-        ys, predictions, attentions = self.readout(entries, extra, entry_surprise, current.unsqueeze(1),
-                                                   age_now.unsqueeze(1), valid_now.unsqueeze(1))
-        y, prediction, attention = ys[:, 0], predictions[:, 0], attentions[:, 0]
+        y, prediction, attention = self.readout(entries, extra, entry_surprise, current, age_now, valid_now)
         extras: Extras = {}
         if torch.is_grad_enabled() and self.prediction_weight > 0:
             extras["aux_loss"] = self.prediction_weight * self.prediction_loss(slots, slot_extra, x_token, state)
@@ -304,58 +302,56 @@ class TokenMemoryMachine(StepCore):
         surprise = torch.cat([state["surprise"][rows], torch.zeros_like(age[:, :1])], dim=1)
         ages = torch.cat([age, torch.zeros_like(age[:, :1])], dim=1)
         mask = torch.cat([valid & (age > 0), torch.ones_like(valid[:, :1])], dim=1)
-        _, prediction, _ = self.readout(entries, extra, surprise, last.unsqueeze(1), ages.unsqueeze(1),
-                                        mask.unsqueeze(1))
+        _, prediction, _ = self.readout(entries, extra, surprise, last, ages, mask)
         had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
-        err = token_distance(prediction[:, 0], x[rows])
+        err = token_distance(prediction, x[rows])
         return (err * had_memory).sum() / had_memory.sum().clamp(min=1.0)
 
     # ------------------------------------------------------------------ readout
     def readout(self, entries: torch.Tensor, extra: torch.Tensor, surprise: torch.Tensor, query: torch.Tensor,
                 age: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """R readouts over the same E = N + 1 entries (the slots, then the current token), each
-        with its own query, ages and mask.
+        """Attention over E = N + 1 entries (the slots, then the current token).
 
         ``entries`` [B, E, H] (consolidations), ``extra`` [B, E, Dt + G] (timing vectors, salience
-        logits), ``surprise`` [B, E] (of the entries' tokens), ``query`` [B, R, H], ``age``
-        [B, R, E], ``valid`` [B, R, E] bool -> (``y`` [B, R, H], prediction of the next token
-        [B, R, F], attention [B, R, E], mean over heads).
+        logits), ``surprise`` [B, E] (of the entries' tokens), ``query`` [B, H], ``age`` [B, E],
+        ``valid`` [B, E] bool -> (``y`` [B, H], prediction of the next token [B, F], attention
+        [B, E], mean over heads).
 
         A head scores entry ``i`` by content (``q . k_i``), timing (``q_t . tau_i``, ``tau_i`` the
         entry's timing vector under its age) and order (``q_o . phi_i``, the count of older salient
         entries on a basis), and reads values and timing vectors. Keys and values are linear in
         ``r_i``, so the query is mapped into ``r`` space instead (``q W_k``) and the weighted sum of
         the ``r_i`` is mapped to a value: no per-entry key or value tensor is built, and the
-        products with the entries are two batched matrix products over all heads and readouts.
+        products with the entries are two batched matrix products over all heads.
         """
         B, E, H = entries.shape
-        R, Dt, G, heads = query.shape[1], self.timing_size, self.order_gates, self.heads
+        Dt, G, heads = self.timing_size, self.order_gates, self.heads
         d = H // heads
         u, salience = extra.split([Dt, G], dim=-1)
-        tau = self.timing(u.unsqueeze(1), age)                                   # [B, R, E, Dt]
+        tau = self.timing(u, age)                                                 # [B, E, Dt]
         qc, qt, qo = self.query(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
-        qc = qc.view(B, R, heads, d)
-        q_r = torch.einsum("brhd,hdc->brhc", qc, self.key.weight.view(heads, d, H))   # [B, R, heads, H]
-        content = torch.bmm(q_r.reshape(B, R * heads, H), entries.transpose(1, 2)).view(B, R, heads, E)
+        qc = qc.view(B, heads, d)
+        q_r = torch.einsum("bhd,hdc->bhc", qc, self.key.weight.view(heads, d, H))      # [B, heads, H]
+        content = torch.bmm(q_r, entries.transpose(1, 2))                             # [B, heads, E]
         content = content + (qc * self.key.bias.view(heads, d)).sum(-1, keepdim=True)
-        scores = content / math.sqrt(d) + qt.view(B, R, heads, Dt) @ tau.transpose(-1, -2) / math.sqrt(Dt)
+        scores = content / math.sqrt(d) + qt.view(B, heads, Dt) @ tau.transpose(-1, -2) / math.sqrt(Dt)
         if G:
-            older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, R, i, j]: j older than i
+            older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, i, j]: j older than i
             salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
-            count = older.float() @ salience.unsqueeze(1)                           # [B, R, E, G]
+            count = older.float() @ salience                                        # [B, E, G]
             basis = torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
-            scores = scores + qo.view(B, R, heads, self.order_size) @ basis.transpose(-1, -2)
-        scores = scores.masked_fill(~valid.unsqueeze(2), -math.inf)
+            scores = scores + qo.view(B, heads, self.order_size) @ basis.transpose(-1, -2)
+        scores = scores.masked_fill(~valid.unsqueeze(1), -math.inf)
         null_k, null_v = self.null_key_value.view(2, heads, d)
         null_score = (qc * null_k).sum(-1, keepdim=True) / math.sqrt(d)
         weights = torch.softmax(torch.cat([scores, null_score], dim=-1), dim=-1)
-        w, w_null = weights[..., :E], weights[..., E:]                            # [B, R, heads, E], [.., 1]
-        mixed = torch.bmm(w.reshape(B, R * heads, E), entries).view(B, R, heads, H)   # sum_i w_i r_i
-        read = (torch.einsum("brhc,hdc->brhd", mixed, self.value.weight.view(heads, d, H))
+        w, w_null = weights[..., :E], weights[..., E:]                            # [B, heads, E], [B, heads, 1]
+        mixed = torch.bmm(w, entries)                                             # sum_i w_i r_i: [B, heads, H]
+        read = (torch.einsum("bhc,hdc->bhd", mixed, self.value.weight.view(heads, d, H))
                 + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)
-        read_timing = w @ tau                                                     # [B, R, heads, Dt]
+        read_timing = w @ tau                                                     # [B, heads, Dt]
         y = torch.tanh(self.out(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
-        return y, self.predict(y), w.mean(dim=2)
+        return y, self.predict(y), w.mean(dim=1)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
