@@ -193,8 +193,9 @@ class OnPolicyAgent:
         raise NotImplementedError
 
     def evaluate_minibatch(self, mb: Minibatch):
-        """Re-run the policy over a minibatch of chunks from their stored states."""
-        return self.policy(mb.obs, mb.states, mb.starts, mb.prev_actions, mb.prev_rewards)
+        """Re-run the policy over a minibatch of chunks from their stored states (the state after
+        the chunk is not needed)."""
+        return self.policy(mb.obs, mb.states, mb.starts, mb.prev_actions, mb.prev_rewards, need_state=False)
 
     def update(self) -> Metrics:
         epochs, chunks_per_batch, shuffle = self.update_plan()

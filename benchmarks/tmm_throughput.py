@@ -8,6 +8,7 @@ env-steps/s and the ratio.
 
     python benchmarks/tmm_throughput.py                            # surprise-recall, tmm 8 slots, hidden 128
     python benchmarks/tmm_throughput.py --env t-maze --env-arg corridor=1000
+    python benchmarks/tmm_throughput.py --tmm-option prediction_readout=shared
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def env_steps_per_second(args, core: str, options: dict, seq_len: int) -> float:
 
 
 def parse_env_args(pairs: list[str]) -> dict:
+    """``["corridor=1000", "timing=learned"]`` -> ``{"corridor": 1000, "timing": "learned"}``."""
     out = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
@@ -65,6 +67,7 @@ def main() -> None:
     p.add_argument("--env", default="surprise-recall")
     p.add_argument("--env-arg", action="append", default=[], help="task parameter, e.g. corridor=1000")
     p.add_argument("--slots", type=int, default=8)
+    p.add_argument("--tmm-option", action="append", default=[], help="other tmm option, e.g. prediction_readout=shared")
     p.add_argument("--hidden", type=int, default=128, help="tmm hidden size")
     p.add_argument("--embed", type=int, default=128, help="embedding width fed to the gru")
     p.add_argument("--gru-seq-len", type=int, default=64)
@@ -84,7 +87,7 @@ def main() -> None:
 
     # tmm stores its inputs and gets the encoded observation unembedded (Core.stores_inputs).
     obs_size = make_encoder(make_batched(args.env, 1, **args.env_kwargs).single_observation_space).out_size
-    tmm_options = {"hidden_size": args.hidden, "slots": args.slots}
+    tmm_options = {"hidden_size": args.hidden, "slots": args.slots, **parse_env_args(args.tmm_option)}
     tmm_params = core_parameters("tmm", tmm_options, obs_size)
     gru_hidden = matching_gru_hidden(tmm_params, args.embed)
     gru_options = {"hidden_size": gru_hidden}
@@ -100,7 +103,8 @@ def main() -> None:
     print(f"|{'-' * 46}|{'-' * 13}|{'-' * 13}|{'-' * 8}|")
     print(f"| {f'PPO + gru (hidden {gru_hidden}, seq_len {args.gru_seq_len})':<44} | {gru_params:>11} "
           f"| {gru:>11.0f} | {1.0:>6.2f} |")
-    print(f"| {f'PPO + tmm ({args.slots} slots, hidden {args.hidden}, chunks of 1)':<44} | {tmm_params:>11} "
+    tmm_desc = ", ".join([f"{args.slots} slots", f"hidden {args.hidden}", "chunks of 1", *args.tmm_option])
+    print(f"| {f'PPO + tmm ({tmm_desc})':<44} | {tmm_params:>11} "
           f"| {tmm:>11.0f} | {tmm / gru:>6.2f} |")
 
 

@@ -166,3 +166,30 @@ def test_a2c_learns_t_maze_with_memory_and_mlp_cannot():
     kw = dict(n_steps=16, learning_rate=3e-3, ent_coef=0.01)
     assert _train_and_eval(A2C, "gru", 80_000, **kw) >= 0.9
     assert _train_and_eval(A2C, "mlp", 80_000, **kw) <= 0.4
+
+
+def test_a_core_without_need_state_still_trains():
+    """A user core whose forward takes only (x, state, starts) works in the update, which asks
+    other cores to skip the final state."""
+    from rlmem.cores import Core
+
+    class Decay(Core):
+        def __init__(self, input_size: int):
+            super().__init__(input_size, input_size)
+
+        def initial_state(self, batch_size, device=None):
+            return {"h": torch.zeros(batch_size, self.input_size, device=device)}
+
+        def forward(self, x, state, starts):
+            h, ys = state["h"], []
+            for t in range(x.shape[0]):
+                h = torch.where(starts[t].unsqueeze(-1), torch.zeros_like(h), 0.5 * h + x[t])
+                ys.append(h)
+            return torch.stack(ys), {"h": h}, {}
+
+    env = make_batched("repeat-previous", 4, seed=0)
+    policy = RecurrentActorCritic(env.single_observation_space, env.single_action_space, Decay(8), embed_size=8)
+    agent = PPO(env, policy, n_steps=16, batch_size=32, seq_len=8, n_epochs=1)
+    before = [p.detach().clone() for p in policy.parameters()]
+    agent.learn(64)
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))

@@ -76,6 +76,31 @@ def test_stepwise_equals_whole_sequence(name, grad):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_skipping_the_final_state_changes_nothing_else(name):
+    """``need_state=False`` (training on stored states) gives the same outputs and extras, and the
+    gradients of a loss on them are the same."""
+    core = build(name)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(T, B, F, generator=g)
+    starts = random_starts(g)
+    results = []
+    for need_state in (True, False):
+        core.zero_grad(set_to_none=True)
+        y, _, extras = core(x, core.initial_state(B), starts, need_state=need_state)
+        loss = y.pow(2).mean() + extras.get("aux_loss", torch.zeros(()))
+        loss.backward()
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in core.parameters()]
+        results.append((y.detach(), {k: v.detach() for k, v in extras.items()}, grads))
+    (y1, e1, g1), (y2, e2, g2) = results
+    torch.testing.assert_close(y1, y2)
+    assert set(e1) == set(e2)
+    for k in e1:
+        torch.testing.assert_close(e1[k], e2[k])
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_start_resets_to_fresh_state(name):
     """After a start, a row's outputs equal those of a fresh run: nothing leaks across starts."""
     core = build(name)

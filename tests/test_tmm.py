@@ -178,11 +178,12 @@ def test_prediction_surprise_keeps_both_surprises_of_000xy000(write, slots):
     assert holds(state, tokens()["x"]) and holds(state, tokens()["y"])
 
 
+@pytest.mark.parametrize("readout", ["own", "shared"])
 @pytest.mark.parametrize("fraction, stride", [(1.0, 1), (0.5, 2), (0.25, 4)])
-def test_prediction_loss_redoes_the_previous_steps_prediction(fraction, stride):
+def test_prediction_loss_redoes_the_previous_steps_prediction(fraction, stride, readout):
     """aux_loss at step t scores exactly the prediction step t-1 made (kept in the state), on every
     ``1 / prediction_fraction``-th row, with gradients to the readout."""
-    core = build(prediction_fraction=fraction)
+    core = build(prediction_fraction=fraction, prediction_readout=readout)
     B = 8
     x = torch.randn(6, B, F)
     with torch.no_grad():
@@ -191,7 +192,33 @@ def test_prediction_loss_redoes_the_previous_steps_prediction(fraction, stride):
     expected = (token_distance(state["prediction"], x[5]))[::stride].mean()
     torch.testing.assert_close(extras["aux_loss"], expected * core.prediction_weight)
     extras["aux_loss"].backward()
-    assert core.predict.weight.grad.abs().sum() > 0 and core.query.weight.grad.abs().sum() > 0
+    query = core.prediction_query if readout == "own" else core.query
+    assert core.predict.weight.grad.abs().sum() > 0 and query.weight.grad.abs().sum() > 0
+
+
+def test_own_prediction_readout_keeps_the_policy_and_the_prediction_apart():
+    """With ``prediction_readout="own"`` the output's gradient never reaches the prediction's query
+    and output maps, and the prediction loss never reaches the output's; both reach the shared
+    consolidation cell and keys."""
+    core = build(prediction_readout="own")
+    B = 4
+    x = torch.randn(4, B, F)
+    with torch.no_grad():
+        _, state, _ = core(x[:3], core.initial_state(B), no_starts(3, B))
+    y, _, extras = core(x[3:], state, no_starts(1, B))
+    policy_grads = torch.autograd.grad(y.sum(), list(core.parameters()), allow_unused=True, retain_graph=True)
+    aux_grads = torch.autograd.grad(extras["aux_loss"], list(core.parameters()), allow_unused=True)
+    names = [n for n, _ in core.named_parameters()]
+
+    def reached(grads):
+        return {n for n, g in zip(names, grads) if g is not None and g.abs().sum() > 0}
+
+    prediction_only = {n for n in names if n.startswith(("prediction_query.", "prediction_out.", "predict."))}
+    policy_only = {n for n in names if n.startswith(("query.", "out."))}
+    assert prediction_only and policy_only
+    assert not reached(policy_grads) & prediction_only and policy_only <= reached(policy_grads)
+    assert not reached(aux_grads) & policy_only and prediction_only <= reached(aux_grads)
+    assert {"cell.weight_ih", "key.weight"} <= reached(policy_grads) & reached(aux_grads)
 
 
 # ---------------------------------------------------------------- write policy

@@ -2,7 +2,7 @@
 
 A core maps a time-major feature sequence to outputs while carrying a state::
 
-    y, state, extras = core(x, state, starts)
+    y, state, extras = core(x, state, starts, need_state=True)
 
 - ``x``: ``[T, B, F]`` features (``F == core.input_size``).
 - ``state``: ``dict[str, Tensor]``, each ``[B, ...]`` (see :mod:`rlmem.cores.state`).
@@ -10,6 +10,8 @@ A core maps a time-major feature sequence to outputs while carrying a state::
   the initial state *before* ``x[t]`` is consumed.
 - ``y``: ``[T, B, core.output_size]``; ``extras``: per-step diagnostics ``[T, B, ...]`` and an
   optional scalar ``"aux_loss"`` that agents add with a configurable weight.
+- ``need_state=False``: the caller will not use the returned state (training on stored chunks);
+  a core may then skip work that only the next step needs and return ``None`` for it.
 
 Acting calls the same ``forward`` with ``T = 1``; training calls it over stored chunks.
 """
@@ -57,10 +59,11 @@ class Core(nn.Module):
         """State for ``batch_size`` fresh episodes: ``dict[str, Tensor[B, ...]]``."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor
+    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor, need_state: bool = True
                 ) -> tuple[torch.Tensor, State, Extras]:
         """``x`` [T, B, F], ``state`` {k: [B, ...]}, ``starts`` [T, B] bool ->
-        (``y`` [T, B, output_size], final state, extras {k: [T, B, ...]})."""
+        (``y`` [T, B, output_size], final state (may be None if not ``need_state``),
+        extras {k: [T, B, ...]})."""
         raise NotImplementedError
 
     def _check_input(self, x: torch.Tensor, starts: torch.Tensor) -> None:
@@ -120,7 +123,13 @@ class StepCore(Core):
         (``y`` [B, output_size], new state, extras {k: [B, ...]} or with a scalar ``aux_loss``)."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor
+    def last_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State | None, Extras]:
+        """The last step of a forward whose final state is not needed (``need_state=False``), as
+        :meth:`step`; a core may override it to skip work that only a next step would use and
+        return None for the state."""
+        return self.step(x, state)
+
+    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor, need_state: bool = True
                 ) -> tuple[torch.Tensor, State, Extras]:
         self._check_input(x, starts)
         T, B = starts.shape
@@ -129,7 +138,8 @@ class StepCore(Core):
         ys, steps_extras = [], []
         for t in range(T):
             state = reset_state(state, initial, starts[t])
-            y, state, ex = self.step(inputs[t], state)
+            step = self.last_step if t == T - 1 and not need_state else self.step
+            y, state, ex = step(inputs[t], state)
             ys.append(y)
             steps_extras.append(ex)
         return torch.stack(ys), state, stack_extras(steps_extras)

@@ -46,7 +46,7 @@ class FusedRNNCore(Core):
         out = out if isinstance(out, tuple) else (out,)
         return y, {k: v.transpose(0, 1) for k, v in zip(self.state_keys, out)}
 
-    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor
+    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor, need_state: bool = True
                 ) -> tuple[torch.Tensor, State, Extras]:
         self._check_input(x, starts)
         T, B = starts.shape

@@ -23,10 +23,10 @@ class GRUCore(FusedRNNCore):
     def make_rnn(self, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
         return nn.GRU(input_size, hidden_size, num_layers)
 
-    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor
+    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor, need_state: bool = True
                 ) -> tuple[torch.Tensor, State, Extras]:
         if self.num_layers > 1 or x.device.type != "cpu":
-            return super().forward(x, state, starts)
+            return super().forward(x, state, starts, need_state)
         self._check_input(x, starts)
         rnn = self.rnn
         h0 = self.initial_state(x.shape[1], x.device)["h"][:, 0]

@@ -34,7 +34,7 @@ class MLPCore(Core):
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         return {}
 
-    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor
+    def forward(self, x: torch.Tensor, state: State, starts: torch.Tensor, need_state: bool = True
                 ) -> tuple[torch.Tensor, State, Extras]:
         self._check_input(x, starts)
         return self.net(x), state, {}

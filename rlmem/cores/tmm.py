@@ -25,7 +25,9 @@ the token caused. Each step ``t``:
    ``sigmoid(w . r_j + a * surprise_j + b)``, started as a soft threshold on the stored surprise.
 6. **readout**: multi-head attention over the valid entries (and a learned null slot), queried by
    ``c_t``; a head scores content, timing vector and order, and reads values and timing vectors.
-   ``y_t = tanh(W [c_t, read])`` and the prediction of ``x_{t+1}`` is linear in ``y_t``.
+   ``y_t = tanh(W [c_t, read])``. The prediction of ``x_{t+1}`` is linear in the output of a
+   second readout over the same entries with its own query and output maps
+   (``prediction_readout="own"``; ``"shared"``: linear in ``y_t``).
 7. ``last_state = c_t``, detached.
 
 Everything stored is detached, so a step's gradient needs no earlier step: agents train on chunks
@@ -54,6 +56,7 @@ from .tmm_timing import TIMINGS, make_timing
 
 SURPRISE_MODES = ("prediction", "novelty")
 WRITE_MODES = ("replace_least_surprising", "threshold")
+PREDICTION_READOUTS = ("own", "shared")
 MAX_SURPRISE = 2.0  # the largest cosine distance; given to a first token, which nothing predicts
 _EQUAL = 1e-5       # surprises closer than this are equal whatever the tie tolerance
 SALIENT_SURPRISE, SALIENCE_SLOPE = 0.15, 20.0  # initial salience: sigmoid(20 (surprise - 0.15))
@@ -134,6 +137,10 @@ class TokenMemoryMachine(StepCore):
         prediction_weight: weight of the next-token prediction loss in ``aux_loss``.
         prediction_fraction: share of a training batch's rows that the prediction loss is
             computed on (every ``1 / fraction``-th row).
+        prediction_readout: ``own``: the prediction reads the entries with its own query and
+            output maps (keys, values, timing and order shared), so the policy's gradient, which
+            moves ``y``, does not move the prediction that decides what is stored; ``shared``: the
+            prediction is linear in the policy's ``y`` (one readout per step).
         heads: attention heads of the readout (``hidden_size`` must be a multiple).
         timing_size: width of each slot's timing vector (even).
         order_gates: learned salience gates whose counts of older slots give each slot its order
@@ -147,11 +154,13 @@ class TokenMemoryMachine(StepCore):
     def __init__(self, input_size: int, hidden_size: int = 128, slots: int = 8, surprise: str = "prediction",
                  write: str = "replace_least_surprising", threshold: float = 0.5, tie: float = 1.0,
                  timing: str = "sinusoidal", prediction_weight: float = 1.0, prediction_fraction: float = 0.25,
-                 heads: int = 4, timing_size: int = 32, order_gates: int = 2, max_age: float = 1e6):
+                 prediction_readout: str = "own", heads: int = 4, timing_size: int = 32, order_gates: int = 2,
+                 max_age: float = 1e6):
         super().__init__(input_size, hidden_size)
         _check_choice("surprise", surprise, SURPRISE_MODES)
         _check_choice("write", write, WRITE_MODES)
         _check_choice("timing", timing, tuple(TIMINGS))
+        _check_choice("prediction_readout", prediction_readout, PREDICTION_READOUTS)
         if (slots < 1 or heads < 1 or hidden_size % heads or order_gates < 0 or prediction_weight < 0
                 or not 0.0 < prediction_fraction <= 1.0 or tie < 0
                 or timing_size < 2 or timing_size % 2):
@@ -164,7 +173,7 @@ class TokenMemoryMachine(StepCore):
         self.hidden_size, self.slots, self.heads = H, int(slots), int(heads)
         self.surprise_mode, self.write_mode, self.timing_kind = surprise, write, timing
         self.threshold, self.prediction_weight, self.tie = float(threshold), float(prediction_weight), float(tie)
-        self.prediction_fraction = float(prediction_fraction)
+        self.prediction_fraction, self.prediction_readout = float(prediction_fraction), prediction_readout
         self.max_age, self.timing_size, self.order_gates = float(max_age), Dt, G
         self.order_size = G * (self.slots + 2)  # count basis at 0..N+1 per gate (N slots + the current token)
 
@@ -176,11 +185,15 @@ class TokenMemoryMachine(StepCore):
                 self.slot_extra.bias[Dt:].fill_(-SALIENCE_SLOPE * SALIENT_SURPRISE)
         self.timing = make_timing(timing, Dt)
         # per head: [content query | timing query | order query]
-        self.query = nn.Linear(H, H + self.heads * (Dt + self.order_size))
+        query_size, read_size = H + self.heads * (Dt + self.order_size), 2 * H + self.heads * Dt
+        self.query = nn.Linear(H, query_size)
         self.key = nn.Linear(H, H)
         self.value = nn.Linear(H, H)
         self.null_key_value = nn.Parameter(torch.zeros(2 * H))      # always readable: "nothing stored fits"
-        self.out = nn.Linear(2 * H + self.heads * Dt, H)             # [query | read | read timing] -> y
+        self.out = nn.Linear(read_size, H)                           # [query | read | read timing] -> y
+        if prediction_readout == "own":  # the prediction's own query and output over the same entries
+            self.prediction_query = nn.Linear(H, query_size)
+            self.prediction_out = nn.Linear(read_size, H)
         self.predict = nn.Linear(H, input_size)
         self.init = InitialState({"last_state": (H,)}, learn=True)
         if G:
@@ -240,6 +253,14 @@ class TokenMemoryMachine(StepCore):
 
     # ------------------------------------------------------------------ one step
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Extras]:
+        return self._step(x, state, need_state=True)
+
+    def last_step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, None, Extras]:
+        """A step whose new state is not needed (training on stored states): no prediction of the
+        next token, no new slots."""
+        return self._step(x, state, need_state=False)
+
+    def _step(self, x: torch.Tensor, state: State, need_state: bool) -> tuple[torch.Tensor, State | None, Extras]:
         B, N = x.shape[0], self.slots
         x_token = x.detach()
         valid, age, last = state["valid"], state["age"], state["last_state"]
@@ -260,11 +281,24 @@ class TokenMemoryMachine(StepCore):
         age_now = torch.cat([new_age, torch.zeros_like(age[:, :1])], dim=1)
         valid_now = torch.cat([new_valid & ~written, torch.ones_like(valid[:, :1])], dim=1)
 
-        y, prediction, attention = self.readout(entries, extra, entry_surprise, current, age_now, valid_now)
+        y, attention = self.readout(entries, extra, entry_surprise, current, age_now, valid_now)
         extras: Extras = {}
         if torch.is_grad_enabled() and self.prediction_weight > 0:
             extras["aux_loss"] = self.prediction_weight * self.prediction_loss(slots, slot_extra, x_token, state)
-
+        extras.update({
+            "slot_age": new_age,
+            "surprise": surprise,
+            "written_slot": torch.where(writes, slot.float(), torch.full_like(surprise, -1.0)),
+            "attention": torch.where(written, attention[:, N:], attention[:, :N]).detach(),
+        })
+        if not need_state:
+            return y, None, extras
+        with torch.no_grad():  # the state keeps the prediction detached
+            if self.prediction_readout == "shared":
+                prediction = self.predict(y)
+            else:
+                prediction = self.predict(self.readout(entries, extra, entry_surprise, current, age_now, valid_now,
+                                                       for_prediction=True)[0])
         new_state = {
             "slot_state": torch.where(written.unsqueeze(-1), last.detach().unsqueeze(1), state["slot_state"]),
             "slot_x": torch.where(written.unsqueeze(-1), x_token.unsqueeze(1), state["slot_x"]),
@@ -272,14 +306,8 @@ class TokenMemoryMachine(StepCore):
             "surprise": torch.where(written, surprise.unsqueeze(-1), state["surprise"]),
             "valid": new_valid,
             "last_state": current.detach(),
-            "prediction": prediction.detach(),
+            "prediction": prediction,
         }
-        extras.update({
-            "slot_age": new_age,
-            "surprise": surprise,
-            "written_slot": torch.where(writes, slot.float(), torch.full_like(surprise, -1.0)),
-            "attention": torch.where(written, attention[:, N:], attention[:, :N]).detach(),
-        })
         return y, new_state, extras
 
     def prediction_loss(self, slots: torch.Tensor, slot_extra: torch.Tensor, x: torch.Tensor, state: State
@@ -302,20 +330,24 @@ class TokenMemoryMachine(StepCore):
         surprise = torch.cat([state["surprise"][rows], torch.zeros_like(age[:, :1])], dim=1)
         ages = torch.cat([age, torch.zeros_like(age[:, :1])], dim=1)
         mask = torch.cat([valid & (age > 0), torch.ones_like(valid[:, :1])], dim=1)
-        _, prediction, _ = self.readout(entries, extra, surprise, last, ages, mask)
+        y, _ = self.readout(entries, extra, surprise, last, ages, mask,
+                            for_prediction=self.prediction_readout == "own")
+        prediction = self.predict(y)
         had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
         err = token_distance(prediction, x[rows])
         return (err * had_memory).sum() / had_memory.sum().clamp(min=1.0)
 
     # ------------------------------------------------------------------ readout
     def readout(self, entries: torch.Tensor, extra: torch.Tensor, surprise: torch.Tensor, query: torch.Tensor,
-                age: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                age: torch.Tensor, valid: torch.Tensor, for_prediction: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention over E = N + 1 entries (the slots, then the current token).
 
         ``entries`` [B, E, H] (consolidations), ``extra`` [B, E, Dt + G] (timing vectors, salience
         logits), ``surprise`` [B, E] (of the entries' tokens), ``query`` [B, H], ``age`` [B, E],
-        ``valid`` [B, E] bool -> (``y`` [B, H], prediction of the next token [B, F], attention
-        [B, E], mean over heads).
+        ``valid`` [B, E] bool -> (``y`` [B, H], attention [B, E], mean over heads). With
+        ``for_prediction`` the query and output maps are the prediction's own
+        (``prediction_readout="own"``); keys, values, timing and order are shared.
 
         A head scores entry ``i`` by content (``q . k_i``), timing (``q_t . tau_i``, ``tau_i`` the
         entry's timing vector under its age) and order (``q_o . phi_i``, the count of older salient
@@ -329,7 +361,9 @@ class TokenMemoryMachine(StepCore):
         d = H // heads
         u, salience = extra.split([Dt, G], dim=-1)
         tau = self.timing(u, age)                                                 # [B, E, Dt]
-        qc, qt, qo = self.query(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
+        query_map, out_map = ((self.prediction_query, self.prediction_out) if for_prediction
+                              else (self.query, self.out))
+        qc, qt, qo = query_map(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
         qc = qc.view(B, heads, d)
         q_r = torch.einsum("bhd,hdc->bhc", qc, self.key.weight.view(heads, d, H))      # [B, heads, H]
         content = torch.bmm(q_r, entries.transpose(1, 2))                             # [B, heads, E]
@@ -350,8 +384,8 @@ class TokenMemoryMachine(StepCore):
         read = (torch.einsum("bhc,hdc->bhd", mixed, self.value.weight.view(heads, d, H))
                 + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)
         read_timing = w @ tau                                                     # [B, heads, Dt]
-        y = torch.tanh(self.out(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
-        return y, self.predict(y), w.mean(dim=1)
+        y = torch.tanh(out_map(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
+        return y, w.mean(dim=1)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

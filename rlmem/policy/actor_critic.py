@@ -57,9 +57,9 @@ class RecurrentActorCritic(nn.Module):
         return self.torso.initial_state(batch_size, device)
 
     def forward(self, obs: Any, state: State, starts: torch.Tensor,
-                prev_action: torch.Tensor | None = None, prev_reward: torch.Tensor | None = None
-                ) -> PolicyOutput:
-        feats, state, extras = self.torso(obs, state, starts, prev_action, prev_reward)
+                prev_action: torch.Tensor | None = None, prev_reward: torch.Tensor | None = None,
+                need_state: bool = True) -> PolicyOutput:
+        feats, state, extras = self.torso(obs, state, starts, prev_action, prev_reward, need_state)
         value = self.critic(self.critic_hidden(feats)).squeeze(-1)
         return PolicyOutput(self.actor(self.actor_hidden(feats)), value, state, extras)
 

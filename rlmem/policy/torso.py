@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -57,6 +58,8 @@ class MemoryTorso(nn.Module):
         else:
             self.core = make_core(core, core_in, **(core_options or {}))
         self.output_size = self.core.output_size
+        # A core written before need_state existed (forward(x, state, starts)) still works.
+        self._core_takes_need_state = "need_state" in inspect.signature(self.core.forward).parameters
 
     @property
     def uses_prev_action(self) -> bool:
@@ -66,10 +69,11 @@ class MemoryTorso(nn.Module):
         return self.core.initial_state(batch_size, device)
 
     def forward(self, obs: Any, state: State, starts: torch.Tensor,
-                prev_action: torch.Tensor | None = None, prev_reward: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, State, Extras]:
+                prev_action: torch.Tensor | None = None, prev_reward: torch.Tensor | None = None,
+                need_state: bool = True) -> tuple[torch.Tensor, State, Extras]:
         """``obs`` [T, B, ...] (nested for Dict spaces), ``starts`` [T, B] bool,
-        ``prev_action`` [T, B, ...], ``prev_reward`` [T, B] -> features [T, B, H], state, extras."""
+        ``prev_action`` [T, B, ...], ``prev_reward`` [T, B] -> features [T, B, H], state, extras.
+        ``need_state=False``: the state is not needed (see :class:`rlmem.cores.Core`)."""
         parts = [self.obs_encoder(obs)]
         keep = (~starts).unsqueeze(-1).float() if (self.action_encoder is not None or self.prev_reward) else None
         if self.action_encoder is not None:
@@ -81,4 +85,6 @@ class MemoryTorso(nn.Module):
                 raise ValueError("this policy was built with prev_reward=True: pass prev_reward")
             parts.append(prev_reward.unsqueeze(-1).float() * keep)
         x = self.embed(parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1))
+        if self._core_takes_need_state:
+            return self.core(x, state, starts, need_state=need_state)
         return self.core(x, state, starts)
