@@ -22,7 +22,7 @@ from time_to_solve import summarize
 # n_steps must be a multiple of seq_len) give every update all 64 junction decisions; with shorter
 # rollouts most updates see none and train on noise alone.
 T_MAZE = ["agent=ppo", "env=t-maze", "env.corridor=1000", "total_steps=5000000", "agent.batch_size=2048",
-          "agent.n_epochs=2", "agent.learning_rate=0.003", "agent.gamma=0.999"]
+          "agent.n_epochs=2", "agent.learning_rate=0.001", "agent.gamma=0.999"]
 # surprise-recall: 200 stream steps with 3 rare tokens, then 3 queries; narrower nets, more steps.
 SURPRISE = ["agent=ppo", "env=surprise-recall", "total_steps=4000000", "policy.embed_size=64",
             "agent.batch_size=2048", "agent.n_epochs=4", "agent.learning_rate=0.002"]
