@@ -53,7 +53,7 @@ def env_steps_per_second(args, core: str, options: dict, seq_len: int) -> float:
     return (agent.num_timesteps - steps) / (time.perf_counter() - start)
 
 
-def parse_env_args(pairs: list[str]) -> dict:
+def parse_key_values(pairs: list[str]) -> dict:
     """``["corridor=1000", "timing=learned"]`` -> ``{"corridor": 1000, "timing": "learned"}``."""
     out = {}
     for pair in pairs:
@@ -79,7 +79,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=4 * 64 * 128, help="timed env steps per trainer")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    args.env_kwargs = parse_env_args(args.env_arg)
+    args.env_kwargs = parse_key_values(args.env_arg)
     torch.set_num_threads(args.threads)
 
     from rlmem.envs import make_batched
@@ -87,7 +87,7 @@ def main() -> None:
 
     # tmm stores its inputs and gets the encoded observation unembedded (Core.stores_inputs).
     obs_size = make_encoder(make_batched(args.env, 1, **args.env_kwargs).single_observation_space).out_size
-    tmm_options = {"hidden_size": args.hidden, "slots": args.slots, **parse_env_args(args.tmm_option)}
+    tmm_options = {"hidden_size": args.hidden, "slots": args.slots, **parse_key_values(args.tmm_option)}
     tmm_params = core_parameters("tmm", tmm_options, obs_size)
     gru_hidden = matching_gru_hidden(tmm_params, args.embed)
     gru_options = {"hidden_size": gru_hidden}

@@ -281,7 +281,8 @@ class TokenMemoryMachine(StepCore):
         age_now = torch.cat([new_age, torch.zeros_like(age[:, :1])], dim=1)
         valid_now = torch.cat([new_valid & ~written, torch.ones_like(valid[:, :1])], dim=1)
 
-        y, attention = self.readout(entries, extra, entry_surprise, current, age_now, valid_now)
+        signals = self.entry_signals(extra, entry_surprise, age_now, valid_now)
+        y, attention = self.readout(entries, signals, current, valid_now)
         extras: Extras = {}
         if torch.is_grad_enabled() and self.prediction_weight > 0:
             extras["aux_loss"] = self.prediction_weight * self.prediction_loss(slots, slot_extra, x_token, state)
@@ -297,8 +298,7 @@ class TokenMemoryMachine(StepCore):
             if self.prediction_readout == "shared":
                 prediction = self.predict(y)
             else:
-                prediction = self.predict(self.readout(entries, extra, entry_surprise, current, age_now, valid_now,
-                                                       for_prediction=True)[0])
+                prediction = self.predict(self.readout(entries, signals, current, valid_now, for_prediction=True)[0])
         new_state = {
             "slot_state": torch.where(written.unsqueeze(-1), last.detach().unsqueeze(1), state["slot_state"]),
             "slot_x": torch.where(written.unsqueeze(-1), x_token.unsqueeze(1), state["slot_x"]),
@@ -330,7 +330,7 @@ class TokenMemoryMachine(StepCore):
         surprise = torch.cat([state["surprise"][rows], torch.zeros_like(age[:, :1])], dim=1)
         ages = torch.cat([age, torch.zeros_like(age[:, :1])], dim=1)
         mask = torch.cat([valid & (age > 0), torch.ones_like(valid[:, :1])], dim=1)
-        y, _ = self.readout(entries, extra, surprise, last, ages, mask,
+        y, _ = self.readout(entries, self.entry_signals(extra, surprise, ages, mask), last, mask,
                             for_prediction=self.prediction_readout == "own")
         prediction = self.predict(y)
         had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
@@ -338,14 +338,30 @@ class TokenMemoryMachine(StepCore):
         return (err * had_memory).sum() / had_memory.sum().clamp(min=1.0)
 
     # ------------------------------------------------------------------ readout
-    def readout(self, entries: torch.Tensor, extra: torch.Tensor, surprise: torch.Tensor, query: torch.Tensor,
-                age: torch.Tensor, valid: torch.Tensor, for_prediction: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def entry_signals(self, extra: torch.Tensor, surprise: torch.Tensor, age: torch.Tensor, valid: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the readouts score besides content, the same for every query: each entry's timing
+        vector under its age ``tau`` [B, E, Dt] and its order basis ``phi`` [B, E, G (N + 2)] (the
+        count of older salient entries; None without order gates).
+
+        ``extra`` [B, E, Dt + G] (timing vectors, salience logits), ``surprise`` [B, E] (of the
+        entries' tokens), ``age`` [B, E], ``valid`` [B, E] bool.
+        """
+        u, salience = extra.split([self.timing_size, self.order_gates], dim=-1)
+        tau = self.timing(u, age)
+        if not self.order_gates:
+            return tau, None
+        older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, i, j]: j older than i
+        salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
+        count = older.float() @ salience                                        # [B, E, G]
+        return tau, torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
+
+    def readout(self, entries: torch.Tensor, signals: tuple[torch.Tensor, torch.Tensor | None], query: torch.Tensor,
+                valid: torch.Tensor, for_prediction: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention over E = N + 1 entries (the slots, then the current token).
 
-        ``entries`` [B, E, H] (consolidations), ``extra`` [B, E, Dt + G] (timing vectors, salience
-        logits), ``surprise`` [B, E] (of the entries' tokens), ``query`` [B, H], ``age`` [B, E],
-        ``valid`` [B, E] bool -> (``y`` [B, H], attention [B, E], mean over heads). With
+        ``entries`` [B, E, H] (consolidations), ``signals`` (:meth:`entry_signals`), ``query``
+        [B, H], ``valid`` [B, E] bool -> (``y`` [B, H], attention [B, E], mean over heads). With
         ``for_prediction`` the query and output maps are the prediction's own
         (``prediction_readout="own"``); keys, values, timing and order are shared.
 
@@ -357,10 +373,9 @@ class TokenMemoryMachine(StepCore):
         products with the entries are two batched matrix products over all heads.
         """
         B, E, H = entries.shape
-        Dt, G, heads = self.timing_size, self.order_gates, self.heads
+        Dt, heads = self.timing_size, self.heads
         d = H // heads
-        u, salience = extra.split([Dt, G], dim=-1)
-        tau = self.timing(u, age)                                                 # [B, E, Dt]
+        tau, basis = signals
         query_map, out_map = ((self.prediction_query, self.prediction_out) if for_prediction
                               else (self.query, self.out))
         qc, qt, qo = query_map(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
@@ -369,11 +384,7 @@ class TokenMemoryMachine(StepCore):
         content = torch.bmm(q_r, entries.transpose(1, 2))                             # [B, heads, E]
         content = content + (qc * self.key.bias.view(heads, d)).sum(-1, keepdim=True)
         scores = content / math.sqrt(d) + qt.view(B, heads, Dt) @ tau.transpose(-1, -2) / math.sqrt(Dt)
-        if G:
-            older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, i, j]: j older than i
-            salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
-            count = older.float() @ salience                                        # [B, E, G]
-            basis = torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
+        if basis is not None:
             scores = scores + qo.view(B, heads, self.order_size) @ basis.transpose(-1, -2)
         scores = scores.masked_fill(~valid.unsqueeze(1), -math.inf)
         null_k, null_v = self.null_key_value.view(2, heads, d)
