@@ -54,6 +54,11 @@ class OnPolicyAgent:
         learning_rate, gamma, gae_lambda, ent_coef, vf_coef, max_grad_norm: as in Stable-Baselines3.
         seq_len: chunk length for backpropagation through time. Cores that train without BPTT
             (``core.bptt_free``) always use chunks of length 1.
+        minibatch_seq_len: steps of one environment that a minibatch keeps together, in time
+            order (a multiple of the chunk length). None: the chunk length, so a core trained
+            without BPTT gets single steps shuffled one by one. A longer run lets such a core share
+            the work on the slots that consecutive steps have in common, and gives its minibatches
+            the make-up of a recurrent core's chunks.
         aux_coef: weight of the core's ``aux_loss`` (if it reports one).
         normalize_advantage: normalize advantages per minibatch.
         optimizer: ``adam`` or ``rmsprop``.
@@ -66,7 +71,7 @@ class OnPolicyAgent:
                  n_epochs: int, learning_rate: float, gamma: float, gae_lambda: float, seq_len: int,
                  ent_coef: float, vf_coef: float, max_grad_norm: float | None, aux_coef: float = 1.0,
                  normalize_advantage: bool = True, optimizer: str = "adam", lr_schedule: str = "constant",
-                 seed: int = 0, device: str | torch.device = "cpu"):
+                 minibatch_seq_len: int | None = None, seed: int = 0, device: str | torch.device = "cpu"):
         check_same_step_autoreset(env)
         self.env, self.device = env, torch.device(device)
         self.policy = policy.to(self.device)
@@ -81,6 +86,10 @@ class OnPolicyAgent:
         if batch_size % self.chunk_len:
             raise ValueError(f"batch_size ({batch_size}) must be a multiple of seq_len ({self.chunk_len}): "
                              f"minibatches hold whole chunks")
+        self.group_len = int(minibatch_seq_len or self.chunk_len)
+        if self.group_len % self.chunk_len or n_steps % self.group_len or batch_size % self.group_len:
+            raise ValueError(f"minibatch_seq_len ({self.group_len}) must be a multiple of the chunk length "
+                             f"({self.chunk_len}) and divide n_steps ({n_steps}) and batch_size ({batch_size})")
         if lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {lr_schedule!r}")
         self.n_steps, self.batch_size, self.n_epochs = n_steps, batch_size, n_epochs
@@ -203,7 +212,8 @@ class OnPolicyAgent:
         sums: dict[str, torch.Tensor] = {}
         n = 0
         for _ in range(epochs):
-            for mb in self.buffer.minibatches(chunks_per_batch, self.generator, shuffle):
+            for mb in self.buffer.minibatches(chunks_per_batch, self.generator, shuffle,
+                                              group=self.group_len // self.chunk_len):
                 loss, info = self.loss(mb)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -105,9 +105,19 @@ class RolloutBuffer:
         return x.reshape(T // L, L, B, *x.shape[2:]).transpose(0, 1).reshape(L, (T // L) * B, *x.shape[2:])
 
     def minibatches(self, chunks_per_batch: int, generator: torch.Generator | None = None,
-                    shuffle: bool = True) -> Iterator[Minibatch]:
-        """Shuffled minibatches of whole chunks (the last one may be smaller)."""
-        n_chunks = (self.n_steps // self.chunk_len) * self.n_envs
+                    shuffle: bool = True, group: int = 1) -> Iterator[Minibatch]:
+        """Shuffled minibatches of whole chunks (the last one may be smaller).
+
+        ``group``: chunks are shuffled in groups of ``group`` consecutive chunks of one environment
+        and a minibatch holds whole groups, in time order within each. With chunks of one step (a
+        core trained without BPTT) this makes minibatches of whole sequences, as a recurrent core's
+        chunks are, with the state stored at every step.
+        """
+        n_time = self.n_steps // self.chunk_len
+        if group < 1 or n_time % group or chunks_per_batch % group:
+            raise ValueError(f"a group of {group} chunks must divide the {n_time} chunks per environment "
+                             f"and the {chunks_per_batch} chunks per minibatch")
+        n_chunks = n_time * self.n_envs
         chunked = lambda tree: tree_map(self._chunked, tree)  # noqa: E731
         obs, actions = chunked(self.obs), chunked(self.actions)
         store_prev = self.prev_rewards is not None
@@ -117,8 +127,12 @@ class RolloutBuffer:
         values, advantages = self._chunked(self.values), self._chunked(self.advantages)
         returns = self._chunked(self.returns)
         states = {k: v.reshape(n_chunks, *v.shape[2:]) for k, v in self.states.items()}
-        order = (torch.randperm(n_chunks, generator=generator).to(self.device) if shuffle
-                 else torch.arange(n_chunks, device=self.device))
+        n_groups = n_chunks // group
+        groups = (torch.randperm(n_groups, generator=generator).to(self.device) if shuffle
+                  else torch.arange(n_groups, device=self.device))
+        # group k covers env k % B, chunks (k // B) * group + j: columns ((k // B) * group + j) * B + k % B
+        first = (groups // self.n_envs) * group * self.n_envs + groups % self.n_envs
+        order = (first.unsqueeze(1) + torch.arange(group, device=self.device) * self.n_envs).flatten()
         for idx in order.split(chunks_per_batch):
             cols = lambda tree: tree_map(lambda v: v[:, idx], tree)  # noqa: E731
             yield Minibatch(cols(obs), cols(actions), starts[:, idx],

@@ -2,9 +2,11 @@
 
 tmm trains on chunks of length 1 from the state stored at every step (no loop over time in the
 update); the GRU backpropagates through chunks of ``--gru-seq-len`` steps. Both train on the same
-task with the same n_envs, n_steps, batch size, epochs and learning rate; the GRU's hidden size is
-chosen so that its core has as many parameters as tmm's. One run measures both and prints
-env-steps/s and the ratio.
+task with the same n_envs, n_steps, batch size, epochs and learning rate, and their minibatches
+have the same make-up: runs of ``--gru-seq-len`` consecutive steps of one environment (tmm's
+``minibatch_seq_len``; ``--tmm-minibatch-seq-len 1`` shuffles its steps one by one). The GRU's
+hidden size is chosen so that its core has as many parameters as tmm's. One run measures both and
+prints env-steps/s and the ratio.
 
     python benchmarks/tmm_throughput.py                            # surprise-recall, tmm 8 slots, hidden 128
     python benchmarks/tmm_throughput.py --env t-maze --env-arg corridor=1000
@@ -36,7 +38,8 @@ def matching_gru_hidden(target: int, embed: int) -> int:
     return min((lo - 1, lo), key=lambda h: abs(count(h) - target)) if lo > 1 else lo
 
 
-def env_steps_per_second(args, core: str, options: dict, seq_len: int) -> float:
+def env_steps_per_second(args, core: str, options: dict, seq_len: int, minibatch_seq_len: int | None = None
+                         ) -> float:
     from rlmem.agents import PPO
     from rlmem.envs import make_batched
     from rlmem.policy import RecurrentActorCritic
@@ -46,7 +49,7 @@ def env_steps_per_second(args, core: str, options: dict, seq_len: int) -> float:
     policy = RecurrentActorCritic(env.single_observation_space, env.single_action_space, core, options,
                                   embed_size=args.embed)
     agent = PPO(env, policy, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
-                seq_len=seq_len, learning_rate=args.learning_rate)
+                seq_len=seq_len, learning_rate=args.learning_rate, minibatch_seq_len=minibatch_seq_len)
     agent.learn(args.n_envs * args.n_steps)  # warm-up iteration, not timed
     start, steps = time.perf_counter(), agent.num_timesteps
     agent.learn(steps + args.steps)
@@ -71,6 +74,8 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=128, help="tmm hidden size")
     p.add_argument("--embed", type=int, default=128, help="embedding width fed to the gru")
     p.add_argument("--gru-seq-len", type=int, default=64)
+    p.add_argument("--tmm-minibatch-seq-len", type=int, default=None,
+                   help="consecutive steps of one env per minibatch run for tmm (default: --gru-seq-len)")
     p.add_argument("--n-envs", type=int, default=64)
     p.add_argument("--n-steps", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=1024)
@@ -94,7 +99,8 @@ def main() -> None:
     gru_params = core_parameters("gru", gru_options, args.embed)
 
     gru = env_steps_per_second(args, "gru", gru_options, args.gru_seq_len)
-    tmm = env_steps_per_second(args, "tmm", tmm_options, 1)
+    tmm_runs = args.tmm_minibatch_seq_len or args.gru_seq_len
+    tmm = env_steps_per_second(args, "tmm", tmm_options, 1, tmm_runs)
 
     env_desc = " ".join([args.env] + args.env_arg)
     print(f"\nenv={env_desc} n_envs={args.n_envs} n_steps={args.n_steps} batch_size={args.batch_size} "
@@ -103,7 +109,7 @@ def main() -> None:
     print(f"|{'-' * 46}|{'-' * 13}|{'-' * 13}|{'-' * 8}|")
     print(f"| {f'PPO + gru (hidden {gru_hidden}, seq_len {args.gru_seq_len})':<44} | {gru_params:>11} "
           f"| {gru:>11.0f} | {1.0:>6.2f} |")
-    tmm_desc = ", ".join([f"{args.slots} slots", f"hidden {args.hidden}", "chunks of 1", *args.tmm_option])
+    tmm_desc = ", ".join([f"{args.slots} slots", f"hidden {args.hidden}", f"runs of {tmm_runs}", *args.tmm_option])
     print(f"| {f'PPO + tmm ({tmm_desc})':<44} | {tmm_params:>11} "
           f"| {tmm:>11.0f} | {tmm / gru:>6.2f} |")
 

@@ -54,6 +54,34 @@ def test_chunks_cover_the_rollout_once():
     assert sorted(seen) == [(0, 0), (0, 1), (3, 0), (3, 1)]
 
 
+@pytest.mark.parametrize("chunk_len, group", [(1, 3), (1, 6), (2, 3)])
+def test_minibatch_runs_keep_consecutive_steps_of_one_env_together(chunk_len, group):
+    """With ``group`` chunks per run, a minibatch holds whole runs of ``group * chunk_len``
+    consecutive steps of one env, in time order, and every step appears once per pass."""
+    T, B, run = 12, 3, group * chunk_len
+    buf = RolloutBuffer(spaces.Discrete(2), spaces.Discrete(2), n_steps=T, n_envs=B, chunk_len=chunk_len,
+                        state_template={"h": torch.zeros(B, 1)}, device=torch.device("cpu"))
+    buf.values = torch.arange(float(T * B)).reshape(T, B)  # value = B t + b identifies (t, b)
+    seen = []
+    for mb in buf.minibatches(2 * group, torch.Generator().manual_seed(0), group=group):
+        steps = mb.values.transpose(0, 1).reshape(-1, run)  # [runs, run]: chunk columns in order
+        for r in steps.long().tolist():
+            t0, b = r[0] // B, r[0] % B
+            assert t0 % run == 0 and r == [B * (t0 + i) + b for i in range(run)]
+            seen += r
+    assert sorted(seen) == list(range(T * B))
+    with pytest.raises(ValueError, match="must divide"):
+        next(buf.minibatches(2 * group + 1, group=group))
+
+
+def test_minibatch_seq_len_is_checked():
+    env = make_batched("repeat-previous", 2, seed=0)
+    with pytest.raises(ValueError, match="minibatch_seq_len"):
+        PPO(env, make_policy(env, "gru"), n_steps=32, batch_size=64, seq_len=16, minibatch_seq_len=24)
+    agent = PPO(env, make_policy(env, "tmm"), n_steps=32, batch_size=64, seq_len=16, minibatch_seq_len=8)
+    assert (agent.chunk_len, agent.group_len) == (1, 8)
+
+
 def test_gae_matches_hand_computation():
     buf = RolloutBuffer(spaces.Discrete(2), spaces.Discrete(2), n_steps=3, n_envs=1, chunk_len=1,
                         state_template={}, device=torch.device("cpu"))

@@ -52,6 +52,7 @@ from torch import nn
 from .base import Extras, InitialState, StepCore
 from .registry import register_core
 from .state import State
+from .tmm_attention import entry_attention
 from .tmm_timing import TIMINGS, make_timing
 
 SURPRISE_MODES = ("prediction", "novelty")
@@ -96,6 +97,12 @@ def least_surprising_slot(valid: torch.Tensor, surprise: torch.Tensor, age: torc
 def oldest_slot(valid: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
     """Slot to replace [B] (long): the first empty slot, else the oldest one."""
     return torch.where(valid, age, torch.full_like(age, math.inf)).argmax(dim=-1)
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for a table [U, D] and a long ``index`` of any shape -> [*index.shape, D]; as
+    ``index_select``, whose backward (an index add) is several times faster than that of indexing."""
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[-1])
 
 
 def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,8 +208,8 @@ class TokenMemoryMachine(StepCore):
                                  persistent=False)
         # Fixed random projections that fingerprint a slot's (s, x) to find repeated slots.
         hashing = torch.Generator().manual_seed(0x7A11)
-        self.register_buffer("hash_state", torch.randn(H, 2, generator=hashing), persistent=False)
-        self.register_buffer("hash_token", torch.randn(input_size, 2, generator=hashing), persistent=False)
+        self.register_buffer("hash_state", torch.randn(2, H, generator=hashing), persistent=False)
+        self.register_buffer("hash_token", torch.randn(2, input_size, generator=hashing), persistent=False)
 
     # ------------------------------------------------------------------ state
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
@@ -238,18 +245,50 @@ class TokenMemoryMachine(StepCore):
         return writes, slot
 
     # ------------------------------------------------------------------ consolidation
-    def consolidate_slots(self, slot_state: torch.Tensor, slot_x: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``r = f(s, x)`` [B, N, H] and ``slot_extra(r)`` [B, N, Dt + G] of every stored slot, with
-        ``f`` applied once per distinct (s, x): a slot stays in memory for many steps, so the rows
-        of a training minibatch (and parallel environments) repeat it."""
+    def consolidate(self, slot_state: torch.Tensor, slot_x: torch.Tensor, last: torch.Tensor, x: torch.Tensor,
+                    fresh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The entries of every row, as tables of distinct ones and an index into them.
+
+        Entries are the stored slots (``slot_state`` [B, N, H], ``slot_x`` [B, N, F]) and the
+        current token (``last`` [B, H], ``x`` [B, F]), consolidated, ``r = f(s, x)``, with their
+        ``slot_extra(r)``. Returns the distinct ones, ``r`` [U, H] and ``slot_extra(r)`` [U, Dt + G],
+        and ``index`` [B, N + 1] (long; the N slots, then the current token): row b's entries are
+        ``r[index[b]]``.
+
+        ``f`` runs once per distinct (s, x): a slot stays in memory for many steps, so the rows of a
+        training minibatch (and parallel environments) repeat it, and a slot is the current token
+        of the step that wrote it. A current token shares the computation of its stored copies only
+        when no gradient may reach its inputs through them: ``x`` needs no gradient and the row is
+        not ``fresh`` [B] (bool: nothing stored yet, so ``last`` may be the learned initial state,
+        whose stored copies are detached).
+        """
         B, N, H = slot_state.shape
-        s, x = slot_state.reshape(B * N, H), slot_x.reshape(B * N, -1)
+        merge = not x.requires_grad
         with torch.no_grad():
-            fingerprint = (s @ self.hash_state + x @ self.hash_token).contiguous().view(torch.int64).squeeze(-1)
-            first, inverse = distinct_rows(fingerprint)
-        r = self.cell(x[first], s[first])
-        return r[inverse].view(B, N, H), self.slot_extra(r)[inverse].view(B, N, -1)
+            keys = [self.fingerprint(slot_state.reshape(B * N, H), slot_x.reshape(B * N, -1)).view(B, N)]
+            if merge:  # odd keys: fresh current tokens never share a slot's computation
+                keys.append((self.fingerprint(last, x) + fresh.long()).unsqueeze(1))
+            first, inverse = distinct_rows(torch.cat(keys, dim=1).flatten())   # over [B, N (+ 1)] rows
+            row, col = first // (N + merge), first % (N + merge)
+        slot_row = row * N + col.clamp(max=N - 1)
+        s, xs = gather_rows(slot_state.reshape(B * N, H), slot_row), gather_rows(slot_x.reshape(B * N, -1), slot_row)
+        if merge:  # distinct rows that are a current token read last_state and x
+            is_current = (col == N).unsqueeze(-1)
+            s = torch.where(is_current, gather_rows(last, row), s)
+            xs = torch.where(is_current, gather_rows(x, row), xs)
+        r = self.cell(xs, s)
+        if merge:
+            return r, self.slot_extra(r), inverse.view(B, N + 1)
+        current_index = torch.arange(r.shape[0], r.shape[0] + B, device=x.device)
+        r = torch.cat([r, self.cell(x, last)])
+        return r, self.slot_extra(r), torch.cat([inverse.view(B, N), current_index.unsqueeze(1)], dim=1)
+
+    def fingerprint(self, s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """An even int64 key [n] per row of ``s`` [n, H] and ``x`` [n, F], equal for equal rows: two
+        fixed random projections of each, their float32 bits read as one integer, doubled."""
+        # [2, n] products: a matrix times the rows' transposes is far faster than rows times 2 columns
+        projected = self.hash_state @ s.t() + self.hash_token @ x.t()
+        return projected.t().reshape(-1).view(torch.int64) * 2
 
     # ------------------------------------------------------------------ one step
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Extras]:
@@ -273,19 +312,19 @@ class TokenMemoryMachine(StepCore):
 
         # Entries the readouts attend over: the N stored slots and the current token (index N).
         # After the write the current token stands in for the slot it overwrote.
-        current = self.cell(x, last)                                      # c_t = f(last_state, x_t)
-        slots, slot_extra = self.consolidate_slots(state["slot_state"], state["slot_x"])
-        entries = torch.cat([slots, current.unsqueeze(1)], dim=1)        # [B, N + 1, H]
-        extra = torch.cat([slot_extra, self.slot_extra(current).unsqueeze(1)], dim=1)  # [B, N + 1, Dt + G]
+        # The stored slots consolidated again, and c_t = f(last_state, x_t).
+        r, r_extra, index = self.consolidate(state["slot_state"], state["slot_x"], last, x, ~valid.any(dim=-1))
+        entries, extra = gather_rows(r, index), gather_rows(r_extra, index)  # [B, N + 1, H], [B, N + 1, Dt + G]
+        current = gather_rows(r, index[:, N])  # [B, H]; apart: a slice of entries would add a [B, E, H] gradient
         entry_surprise = torch.cat([state["surprise"], surprise.unsqueeze(1)], dim=1)   # [B, N + 1]
         age_now = torch.cat([new_age, torch.zeros_like(age[:, :1])], dim=1)
         valid_now = torch.cat([new_valid & ~written, torch.ones_like(valid[:, :1])], dim=1)
 
-        signals = self.entry_signals(extra, entry_surprise, age_now, valid_now)
-        y, attention = self.readout(entries, signals, current, valid_now)
+        keys = self.entry_keys(entries, extra, entry_surprise, age_now, valid_now)
+        y, attention = self.readout(keys, current, valid_now)
         extras: Extras = {}
         if torch.is_grad_enabled() and self.prediction_weight > 0:
-            extras["aux_loss"] = self.prediction_weight * self.prediction_loss(slots, slot_extra, x_token, state)
+            extras["aux_loss"] = self.prediction_weight * self.prediction_loss(r, r_extra, index[:, :N], x_token, state)
         extras.update({
             "slot_age": new_age,
             "surprise": surprise,
@@ -298,7 +337,7 @@ class TokenMemoryMachine(StepCore):
             if self.prediction_readout == "shared":
                 prediction = self.predict(y)
             else:
-                prediction = self.predict(self.readout(entries, signals, current, valid_now, for_prediction=True)[0])
+                prediction = self.predict(self.readout(keys, current, valid_now, for_prediction=True)[0])
         new_state = {
             "slot_state": torch.where(written.unsqueeze(-1), last.detach().unsqueeze(1), state["slot_state"]),
             "slot_x": torch.where(written.unsqueeze(-1), x_token.unsqueeze(1), state["slot_x"]),
@@ -310,27 +349,28 @@ class TokenMemoryMachine(StepCore):
         }
         return y, new_state, extras
 
-    def prediction_loss(self, slots: torch.Tensor, slot_extra: torch.Tensor, x: torch.Tensor, state: State
-                        ) -> torch.Tensor:
+    def prediction_loss(self, r: torch.Tensor, r_extra: torch.Tensor, slot_index: torch.Tensor, x: torch.Tensor,
+                        state: State) -> torch.Tensor:
         """Mean :func:`token_distance` between the prediction step t-1 made and the token ``x`` [B, F] it
         predicted, over the rows whose step t-1 belongs to the episode.
 
         Step t-1's readout is redone with gradients from what the state holds: its entries were
         the slots stored now, except the one it wrote (age 0), and its current token ``c_{t-1}``,
-        which is ``last_state`` (also the query). ``slots`` [B, N, H] and ``slot_extra``
-        [B, N, Dt + G] are the consolidated slots of the state. Done on every
+        which is ``last_state`` (also the query). The consolidated slots of the state are
+        ``r[slot_index]``, ``r_extra[slot_index]`` (:meth:`consolidate`; ``slot_index`` [B, N]). Done on every
         ``1 / prediction_fraction``-th row only: a minibatch's rows are already a random sample,
         and the prediction needs far fewer of them than the policy does.
         """
         rows = slice(None, None, max(1, round(1.0 / self.prediction_fraction)))
         valid, age, last = state["valid"][rows], state["age"][rows], state["last_state"][rows].detach()
-        entries = torch.cat([slots[rows], last.unsqueeze(1)], dim=1)
-        extra = torch.cat([slot_extra[rows], self.slot_extra(last).unsqueeze(1)], dim=1)
+        slot_index = slot_index[rows]
+        entries = torch.cat([gather_rows(r, slot_index), last.unsqueeze(1)], dim=1)
+        extra = torch.cat([gather_rows(r_extra, slot_index), self.slot_extra(last).unsqueeze(1)], dim=1)
         # The current entry has age 0, so its surprise (not kept) never enters another entry's order.
         surprise = torch.cat([state["surprise"][rows], torch.zeros_like(age[:, :1])], dim=1)
         ages = torch.cat([age, torch.zeros_like(age[:, :1])], dim=1)
         mask = torch.cat([valid & (age > 0), torch.ones_like(valid[:, :1])], dim=1)
-        y, _ = self.readout(entries, self.entry_signals(extra, surprise, ages, mask), last, mask,
+        y, _ = self.readout(self.entry_keys(entries, extra, surprise, ages, mask), last, mask,
                             for_prediction=self.prediction_readout == "own")
         prediction = self.predict(y)
         had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
@@ -338,30 +378,32 @@ class TokenMemoryMachine(StepCore):
         return (err * had_memory).sum() / had_memory.sum().clamp(min=1.0)
 
     # ------------------------------------------------------------------ readout
-    def entry_signals(self, extra: torch.Tensor, surprise: torch.Tensor, age: torch.Tensor, valid: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """What the readouts score besides content, the same for every query: each entry's timing
-        vector under its age ``tau`` [B, E, Dt] and its order basis ``phi`` [B, E, G (N + 2)] (the
-        count of older salient entries; None without order gates).
+    def entry_keys(self, entries: torch.Tensor, extra: torch.Tensor, surprise: torch.Tensor, age: torch.Tensor,
+                   valid: torch.Tensor) -> torch.Tensor:
+        """What every readout scores and reads, the same for any query: ``[r_i | tau_i | phi_i]``
+        [B, E, H + Dt (+ G (N + 2))], each entry's consolidation, its timing vector under its age
+        and its order basis (the count of older salient entries; absent without order gates).
 
-        ``extra`` [B, E, Dt + G] (timing vectors, salience logits), ``surprise`` [B, E] (of the
-        entries' tokens), ``age`` [B, E], ``valid`` [B, E] bool.
+        ``entries`` [B, E, H] (consolidations ``r``), ``extra`` [B, E, Dt + G] (their timing vectors
+        and salience logits), ``surprise`` [B, E] (of the entries' tokens), ``age`` [B, E],
+        ``valid`` [B, E] bool.
         """
         u, salience = extra.split([self.timing_size, self.order_gates], dim=-1)
         tau = self.timing(u, age)
         if not self.order_gates:
-            return tau, None
+            return torch.cat([entries, tau], dim=-1)
         older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, i, j]: j older than i
         salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
         count = older.float() @ salience                                        # [B, E, G]
-        return tau, torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
+        basis = torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
+        return torch.cat([entries, tau, basis], dim=-1)
 
-    def readout(self, entries: torch.Tensor, signals: tuple[torch.Tensor, torch.Tensor | None], query: torch.Tensor,
-                valid: torch.Tensor, for_prediction: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def readout(self, keys: torch.Tensor, query: torch.Tensor, valid: torch.Tensor, for_prediction: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention over E = N + 1 entries (the slots, then the current token).
 
-        ``entries`` [B, E, H] (consolidations), ``signals`` (:meth:`entry_signals`), ``query``
-        [B, H], ``valid`` [B, E] bool -> (``y`` [B, H], attention [B, E], mean over heads). With
+        ``keys`` [B, E, H + Dt (+ order)] (:meth:`entry_keys`), ``query`` [B, H], ``valid`` [B, E]
+        bool -> (``y`` [B, H], attention [B, E], mean over heads). With
         ``for_prediction`` the query and output maps are the prediction's own
         (``prediction_readout="own"``); keys, values, timing and order are shared.
 
@@ -369,33 +411,31 @@ class TokenMemoryMachine(StepCore):
         entry's timing vector under its age) and order (``q_o . phi_i``, the count of older salient
         entries on a basis), and reads values and timing vectors. Keys and values are linear in
         ``r_i``, so the query is mapped into ``r`` space instead (``q W_k``) and the weighted sum of
-        the ``r_i`` is mapped to a value: no per-entry key or value tensor is built, and the
-        products with the entries are two batched matrix products over all heads.
+        the ``r_i`` is mapped to a value: no per-entry key or value tensor is built, and scoring and
+        reading are one batched matrix product each over all heads (:func:`entry_attention`).
         """
-        B, E, H = entries.shape
-        Dt, heads = self.timing_size, self.heads
+        B, E = valid.shape
+        H, Dt, heads = self.hidden_size, self.timing_size, self.heads
         d = H // heads
-        tau, basis = signals
         query_map, out_map = ((self.prediction_query, self.prediction_out) if for_prediction
                               else (self.query, self.out))
         qc, qt, qo = query_map(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
         qc = qc.view(B, heads, d)
         q_r = torch.einsum("bhd,hdc->bhc", qc, self.key.weight.view(heads, d, H))      # [B, heads, H]
-        content = torch.bmm(q_r, entries.transpose(1, 2))                             # [B, heads, E]
-        content = content + (qc * self.key.bias.view(heads, d)).sum(-1, keepdim=True)
-        scores = content / math.sqrt(d) + qt.view(B, heads, Dt) @ tau.transpose(-1, -2) / math.sqrt(Dt)
-        if basis is not None:
-            scores = scores + qo.view(B, heads, self.order_size) @ basis.transpose(-1, -2)
-        scores = scores.masked_fill(~valid.unsqueeze(1), -math.inf)
+        # One score per entry: content + timing + order, as one product with the keys.
+        q_parts = [q_r / math.sqrt(d), qt.view(B, heads, Dt) / math.sqrt(Dt)]
+        if self.order_gates:
+            q_parts.append(qo.view(B, heads, self.order_size))
         null_k, null_v = self.null_key_value.view(2, heads, d)
-        null_score = (qc * null_k).sum(-1, keepdim=True) / math.sqrt(d)
-        weights = torch.softmax(torch.cat([scores, null_score], dim=-1), dim=-1)
-        w, w_null = weights[..., :E], weights[..., E:]                            # [B, heads, E], [B, heads, 1]
-        mixed = torch.bmm(w, entries)                                             # sum_i w_i r_i: [B, heads, H]
+        # The key bias adds qc . b_k to every entry's score; the null score takes it off instead.
+        null_score = (qc * (null_k - self.key.bias.view(heads, d))).sum(-1, keepdim=True) / math.sqrt(d)
+        mixed, weights = entry_attention(torch.cat(q_parts, dim=-1), keys, valid, null_score, H + Dt)  # sum_i w_i [r_i | tau_i]
+        w_null = weights[..., E:]
+        mixed, read_timing = mixed.split([H, Dt], dim=-1)
         read = (torch.einsum("bhc,hdc->bhd", mixed, self.value.weight.view(heads, d, H))
                 + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)
-        read_timing = w @ tau                                                     # [B, heads, Dt]
         y = torch.tanh(out_map(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
+        w = weights[..., :E]
         return y, w.mean(dim=1)
 
 
