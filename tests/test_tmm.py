@@ -335,7 +335,11 @@ def test_timing_signals():
 
 
 # ---------------------------------------------------------------- options and dedup
-def test_repeated_slots_and_current_tokens_are_consolidated_once_with_the_same_results_and_gradients():
+@pytest.mark.parametrize("learned_input", [False, True])
+def test_repeated_slots_and_current_tokens_are_consolidated_once_with_the_same_results_and_gradients(learned_input):
+    """Slots and current tokens are consolidated once per distinct (state, token); gradients are
+    those of the computation without sharing. With a learned input (``x`` needs a gradient) the
+    current tokens are computed apart from the slots, so their gradient stays theirs."""
     core = build()
     s, x = torch.randn(3, 4, H), torch.randn(3, 4, F)
     s[1], x[1] = s[0], x[0]  # rows repeat, as slots do across the steps of a minibatch
@@ -346,18 +350,21 @@ def test_repeated_slots_and_current_tokens_are_consolidated_once_with_the_same_r
     stored[0], xc[0] = s[1, 2], x[1, 2]      # row 0's current token is a stored slot: one computation
     s[0, 0], x[0, 0] = init.detach(), xc[2]  # row 2 is fresh: its stored copy must not pass gradient to init
     last = torch.where(fresh.unsqueeze(-1), init, stored)
+    xc.requires_grad_(learned_input)
     weights = torch.randn(3, 4, H), torch.randn(3, 4, core.slot_extra.out_features), torch.randn(3, H)
+    inputs = [init, core.cell.weight_hh] + ([xc] if learned_input else [])
 
     def loss(slots, extra, current):
         return (slots * weights[0]).sum() + (extra * weights[1]).sum() + (current * weights[2]).sum()
 
     r, r_extra, index = core.consolidate(s, x, last, xc, fresh)
-    assert r.shape[0] == r_extra.shape[0] == 8 + 2  # 8 distinct slots; row 0's current token is one of them
+    # 8 distinct slots; row 0's current token is one of them unless the input is learned
+    assert r.shape[0] == r_extra.shape[0] == (8 + 3 if learned_input else 8 + 2)
     slots, extra, current, current_extra = r[index[:, :4]], r_extra[index[:, :4]], r[index[:, 4]], r_extra[index[:, 4]]
-    got = torch.autograd.grad(loss(slots, extra, current), [init, core.cell.weight_hh])
+    got = torch.autograd.grad(loss(slots, extra, current), inputs)
     last = torch.where(fresh.unsqueeze(-1), init, stored)
     r, c = core.cell(x.reshape(12, F), s.reshape(12, H)), core.cell(xc, last)
-    want = torch.autograd.grad(loss(r.view(3, 4, H), core.slot_extra(r).view(3, 4, -1), c), [init, core.cell.weight_hh])
+    want = torch.autograd.grad(loss(r.view(3, 4, H), core.slot_extra(r).view(3, 4, -1), c), inputs)
     torch.testing.assert_close(slots, r.view(3, 4, H), atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(extra, core.slot_extra(r).view(3, 4, -1), atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(current, c, atol=1e-6, rtol=1e-6)
