@@ -38,8 +38,10 @@ def matching_gru_hidden(target: int, embed: int) -> int:
     return min((lo - 1, lo), key=lambda h: abs(count(h) - target)) if lo > 1 else lo
 
 
-def env_steps_per_second(args, core: str, options: dict, seq_len: int, minibatch_seq_len: int | None = None
-                         ) -> float:
+def measure(args, core: str, options: dict, seq_len: int, minibatch_seq_len: int | None = None
+            ) -> tuple[float, float, float]:
+    """(env-steps/s, seconds of rollout per iteration, seconds of update per iteration) of PPO with
+    this core, over ``args.steps`` env steps after one untimed iteration."""
     from rlmem.agents import PPO
     from rlmem.envs import make_batched
     from rlmem.policy import RecurrentActorCritic
@@ -51,9 +53,16 @@ def env_steps_per_second(args, core: str, options: dict, seq_len: int, minibatch
     agent = PPO(env, policy, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                 seq_len=seq_len, learning_rate=args.learning_rate, minibatch_seq_len=minibatch_seq_len)
     agent.learn(args.n_envs * args.n_steps)  # warm-up iteration, not timed
-    start, steps = time.perf_counter(), agent.num_timesteps
-    agent.learn(steps + args.steps)
-    return (agent.num_timesteps - steps) / (time.perf_counter() - start)
+    iterations = max(1, args.steps // (args.n_envs * args.n_steps))
+    rollout = update = 0.0
+    for _ in range(iterations):  # what agent.learn does per iteration, timed in two parts
+        start = time.perf_counter()
+        agent.collect_rollout()
+        middle = time.perf_counter()
+        agent.update()
+        rollout, update = rollout + middle - start, update + time.perf_counter() - middle
+    steps = iterations * args.n_envs * args.n_steps
+    return steps / (rollout + update), rollout / iterations, update / iterations
 
 
 def parse_key_values(pairs: list[str]) -> dict:
@@ -98,20 +107,22 @@ def main() -> None:
     gru_options = {"hidden_size": gru_hidden}
     gru_params = core_parameters("gru", gru_options, args.embed)
 
-    gru = env_steps_per_second(args, "gru", gru_options, args.gru_seq_len)
+    gru, gru_rollout, gru_update = measure(args, "gru", gru_options, args.gru_seq_len)
     tmm_runs = args.tmm_minibatch_seq_len or args.gru_seq_len
-    tmm = env_steps_per_second(args, "tmm", tmm_options, 1, tmm_runs)
+    tmm, tmm_rollout, tmm_update = measure(args, "tmm", tmm_options, 1, tmm_runs)
 
     env_desc = " ".join([args.env] + args.env_arg)
     print(f"\nenv={env_desc} n_envs={args.n_envs} n_steps={args.n_steps} batch_size={args.batch_size} "
           f"n_epochs={args.n_epochs} embed={args.embed} threads={args.threads}")
-    print(f"| {'trainer':<44} | {'core params':>11} | {'env-steps/s':>11} | {'ratio':>6} |")
-    print(f"|{'-' * 46}|{'-' * 13}|{'-' * 13}|{'-' * 8}|")
-    print(f"| {f'PPO + gru (hidden {gru_hidden}, seq_len {args.gru_seq_len})':<44} | {gru_params:>11} "
-          f"| {gru:>11.0f} | {1.0:>6.2f} |")
+    print(f"| {'trainer':<44} | {'core params':>11} | {'rollout s/it':>12} | {'update s/it':>11} "
+          f"| {'env-steps/s':>11} | {'ratio':>6} |")
+    print(f"|{'-' * 46}|{'-' * 12}:|{'-' * 13}:|{'-' * 12}:|{'-' * 12}:|{'-' * 7}:|")
     tmm_desc = ", ".join([f"{args.slots} slots", f"hidden {args.hidden}", f"runs of {tmm_runs}", *args.tmm_option])
-    print(f"| {f'PPO + tmm ({tmm_desc})':<44} | {tmm_params:>11} "
-          f"| {tmm:>11.0f} | {tmm / gru:>6.2f} |")
+    for name, params, rollout, update, speed in [
+            (f"PPO + gru (hidden {gru_hidden}, seq_len {args.gru_seq_len})", gru_params, gru_rollout, gru_update, gru),
+            (f"PPO + tmm ({tmm_desc})", tmm_params, tmm_rollout, tmm_update, tmm)]:
+        print(f"| {name:<44} | {params:>11} | {rollout:>12.3f} | {update:>11.3f} | {speed:>11.0f} "
+              f"| {speed / gru:>6.2f} |")
 
 
 if __name__ == "__main__":
