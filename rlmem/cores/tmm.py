@@ -36,9 +36,10 @@ through every slot in memory, however long ago it was written.
 
 The auxiliary loss (``extras["aux_loss"]``, times ``prediction_weight``) trains the prediction
 within one step: the readout of step ``t-1`` is redone, with gradients, from what the state holds
-(the slots, their ages, and ``last_state``, step t-1's current token and query) and its prediction is scored against the
-detached ``x_t`` (:func:`token_distance`). It is computed only while autograd is on, on a share
-(``prediction_fraction``) of the batch rows; acting does one readout.
+(the slots, their ages, and ``last_state``, step t-1's current token and query) and its
+prediction is scored against the detached ``x_t`` (:func:`token_distance`). It is computed only
+while autograd is on, on a share (``prediction_fraction``) of the batch rows; acting does no
+redone readout.
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ class TokenMemoryMachine(StepCore):
                              f"order_gates >= 0, prediction_weight >= 0, 0 < prediction_fraction <= 1 and tie >= 0; "
                              f"got slots={slots}, heads={heads}, hidden_size={hidden_size}, "
                              f"timing_size={timing_size}, order_gates={order_gates}, "
-                             f"prediction_weight={prediction_weight}, prediction_fraction={prediction_fraction}, tie={tie}")
+                             f"prediction_weight={prediction_weight}, prediction_fraction={prediction_fraction}, "
+                             f"tie={tie}")
         H, Dt, G = hidden_size, int(timing_size), int(order_gates)
         self.hidden_size, self.slots, self.heads = H, int(slots), int(heads)
         self.surprise_mode, self.write_mode, self.timing_kind = surprise, write, timing
@@ -357,9 +359,10 @@ class TokenMemoryMachine(StepCore):
         Step t-1's readout is redone with gradients from what the state holds: its entries were
         the slots stored now, except the one it wrote (age 0), and its current token ``c_{t-1}``,
         which is ``last_state`` (also the query). The consolidated slots of the state are
-        ``r[slot_index]``, ``r_extra[slot_index]`` (:meth:`consolidate`; ``slot_index`` [B, N]). Done on every
-        ``1 / prediction_fraction``-th row only: a minibatch's rows are already a random sample,
-        and the prediction needs far fewer of them than the policy does.
+        ``r[slot_index]``, ``r_extra[slot_index]`` (:meth:`consolidate`; ``slot_index`` [B, N]).
+        Done on every ``1 / prediction_fraction``-th row only: a minibatch's rows are spread over
+        environments and time (shuffled singly, or in runs of consecutive steps, every run then
+        still contributing), and the prediction needs far fewer of them than the policy does.
         """
         rows = slice(None, None, max(1, round(1.0 / self.prediction_fraction)))
         valid, age, last = state["valid"][rows], state["age"][rows], state["last_state"][rows].detach()
@@ -429,7 +432,8 @@ class TokenMemoryMachine(StepCore):
         null_k, null_v = self.null_key_value.view(2, heads, d)
         # The key bias adds qc . b_k to every entry's score; the null score takes it off instead.
         null_score = (qc * (null_k - self.key.bias.view(heads, d))).sum(-1, keepdim=True) / math.sqrt(d)
-        mixed, weights = entry_attention(torch.cat(q_parts, dim=-1), keys, valid, null_score, H + Dt)  # sum_i w_i [r_i | tau_i]
+        # mixed: sum_i w_i [r_i | tau_i] per head
+        mixed, weights = entry_attention(torch.cat(q_parts, dim=-1), keys, valid, null_score, H + Dt)
         w_null = weights[..., E:]
         mixed, read_timing = mixed.split([H, Dt], dim=-1)
         read = (torch.einsum("bhc,hdc->bhd", mixed, self.value.weight.view(heads, d, H))
