@@ -156,7 +156,8 @@ class OnPolicyAgent:
                 final = _seq(to_torch(final_observations(info, rows), self.device))
                 prev = self._prev_inputs(tree_map(lambda v: v[rows_t], action), reward_t[rows_t])
                 v_final = policy(final, index_state(out.state, rows_t),
-                                 torch.zeros(1, len(rows), dtype=torch.bool, device=self.device), *prev).value[0]
+                                 torch.zeros(1, len(rows), dtype=torch.bool, device=self.device), *prev,
+                                 need_state=False).value[0]
                 reward_t = reward_t.clone()
                 reward_t[rows_t] += self.gamma * v_final
             buf.rewards[t] = reward_t
@@ -172,7 +173,7 @@ class OnPolicyAgent:
 
         self.num_timesteps += self.n_steps * self.n_envs
         last = policy(_seq(self._obs), self._state, self._starts.unsqueeze(0),
-                      *self._prev_inputs(self._prev_action, self._prev_reward))
+                      *self._prev_inputs(self._prev_action, self._prev_reward), need_state=False)
         buf.compute_advantages(last.value[0], self.gamma, self.gae_lambda)
 
     def _prev_inputs(self, action: Any, reward: torch.Tensor) -> tuple[Any, torch.Tensor | None]:

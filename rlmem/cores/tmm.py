@@ -54,6 +54,7 @@ from .base import Extras, InitialState, StepCore
 from .registry import register_core
 from .state import State
 from .tmm_attention import entry_attention
+from .tmm_memo import ConsolidationMemo
 from .tmm_timing import TIMINGS, make_timing
 
 SURPRISE_MODES = ("prediction", "novelty")
@@ -212,6 +213,7 @@ class TokenMemoryMachine(StepCore):
         hashing = torch.Generator().manual_seed(0x7A11)
         self.register_buffer("hash_state", torch.randn(2, H, generator=hashing), persistent=False)
         self.register_buffer("hash_token", torch.randn(2, input_size, generator=hashing), persistent=False)
+        self.memo = ConsolidationMemo()  # acting reuses the consolidations of unchanged slots
 
     # ------------------------------------------------------------------ state
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
@@ -315,9 +317,16 @@ class TokenMemoryMachine(StepCore):
         # Entries the readouts attend over: the N stored slots and the current token (index N).
         # After the write the current token stands in for the slot it overwrote.
         # The stored slots consolidated again, and c_t = f(last_state, x_t).
-        r, r_extra, index = self.consolidate(state["slot_state"], state["slot_x"], last, x, ~valid.any(dim=-1))
-        entries, extra = gather_rows(r, index), gather_rows(r_extra, index)  # [B, N + 1, H], [B, N + 1, Dt + G]
-        current = gather_rows(r, index[:, N])  # [B, H]; apart: a slice of entries would add a [B, E, H] gradient
+        acting = need_state and not torch.is_grad_enabled()
+        recalled = self.memo.recall(self.cell, state["slot_state"], state["slot_x"]) if acting else None
+        if recalled is not None:
+            current = self.cell(x, last)
+            entries = torch.cat([self.recompute_changed(state, *recalled), current.unsqueeze(1)], dim=1)
+            extra = self.slot_extra(entries)
+        else:
+            r, r_extra, index = self.consolidate(state["slot_state"], state["slot_x"], last, x, ~valid.any(dim=-1))
+            entries, extra = gather_rows(r, index), gather_rows(r_extra, index)  # [B, N + 1, H], [B, N + 1, Dt + G]
+            current = gather_rows(r, index[:, N])  # [B, H]; apart: a slice of entries would add a [B, E, H] gradient
         entry_surprise = torch.cat([state["surprise"], surprise.unsqueeze(1)], dim=1)   # [B, N + 1]
         age_now = torch.cat([new_age, torch.zeros_like(age[:, :1])], dim=1)
         valid_now = torch.cat([new_valid & ~written, torch.ones_like(valid[:, :1])], dim=1)
@@ -349,7 +358,23 @@ class TokenMemoryMachine(StepCore):
             "last_state": current.detach(),
             "prediction": prediction,
         }
+        if acting:  # a written slot holds (last_state, x_t), whose consolidation is c_t
+            self.memo.remember(new_state["slot_state"], new_state["slot_x"],
+                               torch.where(written.unsqueeze(-1), current.unsqueeze(1), entries[:, :N]))
         return y, new_state, extras
+
+    def recompute_changed(self, state: State, r: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+        """The consolidated slots [B, N, H] of ``state``, from remembered ones ``r`` [B, N, H] of
+        which only the valid slots marked ``changed`` [B, N] are computed again (empty slots are
+        never read, whatever their ``r``)."""
+        B, N, H = r.shape
+        rows = (changed & state["valid"]).flatten().nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return r
+        r = r.clone()
+        r.view(B * N, H)[rows] = self.cell(gather_rows(state["slot_x"].reshape(B * N, -1), rows),
+                                           gather_rows(state["slot_state"].reshape(B * N, H), rows))
+        return r
 
     def prediction_loss(self, r: torch.Tensor, r_extra: torch.Tensor, slot_index: torch.Tensor, x: torch.Tensor,
                         state: State) -> torch.Tensor:
