@@ -17,6 +17,8 @@ import time
 
 import torch
 
+from rlmem.allocator import keep_freed_memory
+
 
 def time_rlmem(args) -> float:
     from rlmem.agents import PPO
@@ -71,13 +73,17 @@ def main() -> None:
     p.add_argument("--peer-steps", type=int, default=2048, help="timed RecurrentPPO env steps")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--skip-peer", action="store_true")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds as they are (default: keep freed memory, as rlmem.train does)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    kept = not args.system_malloc and keep_freed_memory()  # for every trainer measured
 
     ours = time_rlmem(args)
     peer = None if args.skip_peer else time_sb3(args)
     print(f"\nenv={args.env} n_envs={args.n_envs} n_steps={args.n_steps} batch_size={args.batch_size} "
-          f"n_epochs={args.n_epochs} hidden={args.hidden} threads={args.threads} rlmem seq_len={args.seq_len}")
+          f"n_epochs={args.n_epochs} hidden={args.hidden} threads={args.threads} rlmem seq_len={args.seq_len} "
+          f"keep_freed_memory={kept}")
     print(f"| {'trainer':<38} | {'env-steps/s':>11} | {'ratio':>6} |")
     print(f"|{'-' * 40}|{'-' * 13}|{'-' * 8}|")
     if peer:

@@ -20,6 +20,8 @@ import time
 
 import torch
 
+from rlmem.allocator import keep_freed_memory
+
 
 def core_parameters(core: str, options: dict, embed: int) -> int:
     from rlmem.cores import make_core
@@ -92,9 +94,12 @@ def main() -> None:
     p.add_argument("--learning-rate", type=float, default=3e-4)
     p.add_argument("--steps", type=int, default=4 * 64 * 128, help="timed env steps per trainer")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds as they are (default: keep freed memory, as rlmem.train does)")
     args = p.parse_args()
     args.env_kwargs = parse_key_values(args.env_arg)
     torch.set_num_threads(args.threads)
+    kept = not args.system_malloc and keep_freed_memory()  # for every trainer measured
 
     from rlmem.envs import make_batched
     from rlmem.policy import make_encoder
@@ -113,7 +118,7 @@ def main() -> None:
 
     env_desc = " ".join([args.env] + args.env_arg)
     print(f"\nenv={env_desc} n_envs={args.n_envs} n_steps={args.n_steps} batch_size={args.batch_size} "
-          f"n_epochs={args.n_epochs} embed={args.embed} threads={args.threads}")
+          f"n_epochs={args.n_epochs} embed={args.embed} threads={args.threads} keep_freed_memory={kept}")
     print(f"| {'trainer':<44} | {'core params':>11} | {'rollout s/it':>12} | {'update s/it':>11} "
           f"| {'env-steps/s':>11} | {'ratio':>6} |")
     print(f"|{'-' * 46}|{'-' * 12}:|{'-' * 13}:|{'-' * 12}:|{'-' * 12}:|{'-' * 7}:|")

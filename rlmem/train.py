@@ -19,6 +19,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from .allocator import keep_freed_memory
 from .checkpoint import save_checkpoint
 from .logging import CSVLogger, Logger, MultiLogger, SafeLogger
 from .overrides import check_overrides, compose_config
@@ -97,6 +98,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.torch_threads:
         torch.set_num_threads(int(cfg.torch_threads))
+    if cfg.get("keep_freed_memory", True):
+        keep_freed_memory()
     device = resolve_device(str(cfg.device))
     seed = int(cfg.seed)
     torch.manual_seed(seed)

@@ -449,7 +449,8 @@ class TokenMemoryMachine(StepCore):
                               else (self.query, self.out))
         qc, qt, qo = query_map(query).split([H, heads * Dt, heads * self.order_size], dim=-1)
         qc = qc.view(B, heads, d)
-        q_r = torch.einsum("bhd,hdc->bhc", qc, self.key.weight.view(heads, d, H))      # [B, heads, H]
+        # per head, q W_k: [heads, B, d] @ [heads, d, H] (bmm directly: einsum's parsing costs as much at small B)
+        q_r = torch.bmm(qc.transpose(0, 1), self.key.weight.view(heads, d, H)).transpose(0, 1)   # [B, heads, H]
         # One score per entry: content + timing + order, as one product with the keys.
         q_parts = [q_r / math.sqrt(d), qt.view(B, heads, Dt) / math.sqrt(Dt)]
         if self.order_gates:
@@ -461,7 +462,7 @@ class TokenMemoryMachine(StepCore):
         mixed, weights = entry_attention(torch.cat(q_parts, dim=-1), keys, valid, null_score, H + Dt)
         w_null = weights[..., E:]
         mixed, read_timing = mixed.split([H, Dt], dim=-1)
-        read = (torch.einsum("bhc,hdc->bhd", mixed, self.value.weight.view(heads, d, H))
+        read = (torch.bmm(mixed.transpose(0, 1), self.value.weight.view(heads, d, H).transpose(1, 2)).transpose(0, 1)
                 + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)
         y = torch.tanh(out_map(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
         w = weights[..., :E]
