@@ -78,3 +78,19 @@ def test_acting_consolidates_only_the_current_tokens_while_slots_and_parameters_
         core.cell.bias_hh.add_(0.01)
         core(x[1:2], state, starts[1:2])
     assert rows[-1] > B  # changed parameters: every slot is consolidated again
+
+
+def test_a_core_moved_to_float64_acts_and_trains_in_float64():
+    core = build()
+    state, starts = core.initial_state(3), torch.zeros(1, 3, dtype=torch.bool)
+    with torch.no_grad():
+        for _ in range(3):
+            _, state, _ = core(torch.randn(1, 3, F), state, starts)
+    core.double()
+    state = {k: v.double() if v.is_floating_point() else v for k, v in state.items()}
+    with torch.no_grad():  # the float32 memo is not used: computed afresh in float64
+        y, state, _ = core(torch.randn(1, 3, F, dtype=torch.float64), state, starts)
+    assert y.dtype == torch.float64 and state["last_state"].dtype == torch.float64
+    y, _, extras = core(torch.randn(1, 3, F, dtype=torch.float64), state, starts, need_state=False)
+    (y.sum() + extras["aux_loss"]).backward()
+    assert core.cell.weight_hh.grad.dtype == torch.float64

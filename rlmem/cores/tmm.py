@@ -291,7 +291,7 @@ class TokenMemoryMachine(StepCore):
         """An even int64 key [n] per row of ``s`` [n, H] and ``x`` [n, F], equal for equal rows: two
         fixed random projections of each, their float32 bits read as one integer, doubled."""
         # [2, n] products: a matrix times the rows' transposes is far faster than rows times 2 columns
-        projected = self.hash_state @ s.t() + self.hash_token @ x.t()
+        projected = (self.hash_state.to(s.dtype) @ s.t() + self.hash_token.to(x.dtype) @ x.t()).float()
         return projected.t().reshape(-1).view(torch.int64) * 2
 
     # ------------------------------------------------------------------ one step
@@ -422,7 +422,7 @@ class TokenMemoryMachine(StepCore):
             return torch.cat([entries, tau], dim=-1)
         older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, i, j]: j older than i
         salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
-        count = older.float() @ salience                                        # [B, E, G]
+        count = older.to(salience.dtype) @ salience                             # [B, E, G]
         basis = torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
         return torch.cat([entries, tau, basis], dim=-1)
 

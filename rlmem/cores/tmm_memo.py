@@ -50,5 +50,5 @@ class ConsolidationMemo:
     def _same_parameters(self, cell: nn.Module) -> bool:
         parameters = list(cell.parameters())
         return len(parameters) == len(self._parameters) and all(
-            p.shape == q.shape and p.device == q.device and torch.equal(p, q)
+            p.shape == q.shape and p.dtype == q.dtype and p.device == q.device and torch.equal(p, q)
             for p, q in zip(parameters, self._parameters))
