@@ -68,12 +68,11 @@ def measure(args, core: str, options: dict, seq_len: int, minibatch_seq_len: int
 
 
 def parse_key_values(pairs: list[str]) -> dict:
-    """``["corridor=1000", "timing=learned"]`` -> ``{"corridor": 1000, "timing": "learned"}``."""
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        out[key] = int(value) if value.lstrip("-").isdigit() else value
-    return out
+    """``["corridor=1000", "timing=learned", "tie=0.5"]`` -> ``{"corridor": 1000, "timing": "learned",
+    "tie": 0.5}`` (values read as ``python -m rlmem.copytask`` reads its arguments)."""
+    from rlmem.copytask import parse_value
+
+    return {key: parse_value(value) for key, _, value in (pair.partition("=") for pair in pairs)}
 
 
 def main() -> None:

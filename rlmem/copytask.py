@@ -88,7 +88,9 @@ class CopyTaskConfig:
 
 # ----------------------------------------------------------------------------- options
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """The Python value a ``key=value`` argument's text stands for: ``true``/``false``, ``null``,
+    a number or list literal, else the text itself."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -136,9 +138,9 @@ def parse_options(args: list[str]) -> tuple[CopyTaskConfig, dict[str, Any]]:
         if not sep or not key:
             raise ValueError(f"expected key=value, got {arg!r} (e.g. core=ntm train_sequences=10000)")
         if key.startswith("core."):
-            core_args[key[len("core."):]] = _parse_value(text)
+            core_args[key[len("core."):]] = parse_value(text)
         elif key in top:
-            values[key] = _coerce(key, _parse_value(text), getattr(defaults, key))
+            values[key] = _coerce(key, parse_value(text), getattr(defaults, key))
         else:
             raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(sorted(top))}, core.<option>")
     cfg = CopyTaskConfig(**values)
