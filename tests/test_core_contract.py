@@ -139,6 +139,32 @@ def test_batch_permutation_equivariance(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_per_step_diagnostics_are_detached_and_finite(name):
+    """Extras other than ``aux_loss`` are diagnostics: [T, B, ...], finite, without gradient (agents
+    average the floating [T, B] ones into ``core/<name>`` metrics)."""
+    core = build(name)
+    x = torch.randn(T, B, F, requires_grad=True)
+    _, _, extras = core(x, core.initial_state(B), random_starts(torch.Generator().manual_seed(4)))
+    for k, v in extras.items():
+        if k != "aux_loss":
+            assert v.shape[:2] == (T, B) and not v.requires_grad, k
+            assert not v.is_floating_point() or torch.isfinite(v).all(), k
+
+
+def test_gated_reports_its_mean_gate():
+    core = build("gated")
+    with torch.no_grad():  # g = sigmoid(0) = 1/2 everywhere; then a gate bias of 2 in half the units
+        for p in core.parameters():
+            p.zero_()
+        _, _, extras = core(torch.randn(T, B, F), core.initial_state(B), torch.zeros(T, B, dtype=torch.bool))
+        assert set(extras) == {"gate"} and torch.equal(extras["gate"], torch.full((T, B), 0.5))
+        core.input_proj.bias[:H // 2] = 2.0
+        _, _, extras = core(torch.randn(T, B, F), core.initial_state(B), torch.zeros(T, B, dtype=torch.bool))
+        half_open = (0.5 + torch.sigmoid(torch.tensor(2.0)).item()) / 2
+        torch.testing.assert_close(extras["gate"], torch.full((T, B), half_open))
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_gradients_reach_initial_state(name):
     options = {"learn_init": True} if "learn_init" in core_options(name) else {}
     core = build(name, **options)

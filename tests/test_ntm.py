@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,37 @@ def test_state_layout_and_extras():
     y, state, extras = core(torch.randn(6, 4, 5), state, torch.zeros(6, 4, dtype=torch.bool))
     assert extras["read_weights"].shape == (6, 4, 2, 10) and extras["write_weights"].shape == (6, 4, 3, 10)
     torch.testing.assert_close(extras["write_weights"].sum(-1), torch.ones(6, 4, 3))
-    assert extras["read_focus"].shape == (6, 4)
+    scalars = ("read_entropy", "write_entropy", "read_peak", "write_peak", "read_shift", "write_shift")
+    assert set(extras) == {"read_weights", "write_weights", *scalars}
+    assert all(not v.requires_grad for v in extras.values())
+    for name in scalars:
+        assert extras[name].shape == (6, 4) and extras[name].dtype == torch.float32, name
+    assert ((extras["read_entropy"] >= 0) & (extras["read_entropy"] <= math.log(10) + 1e-5)).all()
+    assert ((extras["write_peak"] >= 0.1 - 1e-6) & (extras["write_peak"] <= 1)).all()
+    assert (extras["read_shift"].abs() <= 1).all()   # shift_range 1
+
+
+def test_diagnostics_of_sharp_even_and_shifting_heads():
+    """One-hot weightings have entropy 0 and peak 1, even ones log N and 1/N; a shift all on +1 is
+    +1; each number is the mean over the heads of its kind."""
+    core = small_ntm(read_heads=2, write_heads=1, shift_range=1)   # N = 10
+    N = 10
+    weights = torch.stack([one_hot(N, 3), torch.full((N,), 1.0 / N), one_hot(N, 7)]).unsqueeze(0)  # [1, R+W, N]
+    shift = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])  # offsets -1, 0, +1
+    ex = core.diagnostics(weights, shift)
+    torch.testing.assert_close(ex["read_entropy"], torch.tensor([math.log(N) / 2]))
+    torch.testing.assert_close(ex["read_peak"], torch.tensor([(1.0 + 1.0 / N) / 2]))
+    torch.testing.assert_close(ex["read_shift"], torch.tensor([0.5]))
+    torch.testing.assert_close(ex["write_entropy"], torch.tensor([0.0]))
+    torch.testing.assert_close(ex["write_peak"], torch.tensor([1.0]))
+    torch.testing.assert_close(ex["write_shift"], torch.tensor([1.0]))
+    torch.testing.assert_close(ex["read_weights"], weights[:, :2])
+    torch.testing.assert_close(ex["write_weights"], weights[:, 2:])
+    # A symmetric blur shifts by 0 on average; an even weighting peaks at 1/N.
+    blurred = torch.tensor([[[0.25, 0.5, 0.25]]])
+    ex = core.diagnostics(torch.full((1, 3, N), 1.0 / N), blurred.expand(1, 3, 3))
+    torch.testing.assert_close(ex["write_shift"], torch.tensor([0.0]))
+    torch.testing.assert_close(ex["write_peak"], torch.tensor([1.0 / N]))
 
 
 def test_gradients_reach_the_learned_initial_state_from_far_later():

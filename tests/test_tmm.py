@@ -3,6 +3,8 @@ case, timing signals, and a short PPO run."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -373,6 +375,108 @@ def test_repeated_slots_and_current_tokens_are_consolidated_once_with_the_same_r
         torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5)
 
 
+def one_ulp_up(t: torch.Tensor) -> torch.Tensor:
+    return torch.nextafter(t, torch.full_like(t, math.inf))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fingerprints_are_exact_functions_of_the_bits(dtype):
+    """A row's key is the same alone and in a batch of any shape (float projections round
+    differently for differently shaped products), and a one-ulp change of any one feature, or of
+    the sign of a zero, changes it."""
+    core = build().to(dtype)
+    s, x = torch.randn(1000, H, dtype=dtype), torch.randn(1000, F, dtype=dtype)
+    keys = core.fingerprint(s, x)
+    assert all(core.fingerprint(s[i:i + 1], x[i:i + 1]) == keys[i] for i in (0, 1, 500, 999))
+    assert torch.equal(core.fingerprint(s[:7].clone(), x[:7].clone()), keys[:7])
+    assert torch.equal(core.fingerprint(s.t().contiguous().t(), x), keys)   # a strided copy of the rows
+    for j in (0, H - 1):
+        nudged = s[:3].clone()
+        nudged[:, j] = one_ulp_up(nudged[:, j])
+        assert (core.fingerprint(nudged, x[:3]) != keys[:3]).all()
+    for j in (0, F - 1):
+        nudged = x[:3].clone()
+        nudged[:, j] = one_ulp_up(nudged[:, j])
+        assert (core.fingerprint(s[:3], nudged) != keys[:3]).all()
+    zeros = torch.zeros(2, H, dtype=dtype)
+    zeros[1, 5] = -0.0
+    assert core.fingerprint(zeros, x[:2].clone().fill_(1.0)).unique().numel() == 2
+
+
+@pytest.mark.parametrize("learned_input", [False, True])
+def test_a_forced_fingerprint_collision_shares_nothing_that_differs_and_changes_no_bit(monkeypatch, learned_input):
+    """Every entry gets the same fingerprint: consolidation still merges only entries equal bit for
+    bit, and its entries and gradients are exactly (torch.equal) those of computing f once per
+    distinct entry, and the same as under the real fingerprints."""
+    core = build()
+    s, x = torch.randn(3, 4, H), torch.randn(3, 4, F)
+    s[2, 0], x[2, 0] = s[0, 0], one_ulp_up(x[0, 0])         # one ulp apart, in one feature
+    s[2, 1], x[2, 1] = one_ulp_up(s[0, 1]), x[0, 1]
+    s[0, 2, 0], s[2, 2], x[2, 2] = -0.0, s[0, 2], x[0, 2]   # equal values, different bits: -0.0 and 0.0
+    s[2, 2, 0] = 0.0
+    init = torch.randn(H, requires_grad=True)   # a learned initial state, the current token of fresh row 2
+    fresh = torch.tensor([False, False, True])
+    stored, xc = torch.randn(3, H), torch.randn(3, F)
+    s[1, 3], x[1, 3] = init.detach(), xc[2]     # a stored copy of the fresh row's current token: kept apart
+    xc.requires_grad_(learned_input)
+    inputs = [init, *core.cell.parameters(), *core.slot_extra.parameters()] + ([xc] if learned_input else [])
+    weights = torch.randn(3, 5, H), torch.randn(3, 5, core.slot_extra.out_features)
+
+    def results(r, r_extra, index):
+        entries, extra = r[index], r_extra[index]
+        grads = torch.autograd.grad((entries * weights[0]).sum() + (extra * weights[1]).sum(), inputs)
+        return r.shape[0], entries, extra, grads
+
+    def consolidated(slot_state, slot_x, stored):
+        last = torch.where(fresh.unsqueeze(-1), init, stored)
+        return results(*core.consolidate(slot_state, slot_x, last, xc, fresh))
+
+    def once_per_distinct_entry(slot_state, slot_x, stored):
+        """f on the first of every set of entries equal bit for bit (a fresh row's current token
+        apart), in the order of their first occurrence; with a learned input the current tokens
+        are computed apart, after the slots."""
+        last = torch.where(fresh.unsqueeze(-1), init, stored)
+        if learned_input:
+            ss, xs, apart = slot_state.reshape(12, H), slot_x.reshape(12, F), [False] * 12
+        else:
+            ss = torch.cat([slot_state, last.unsqueeze(1)], 1).reshape(15, H)
+            xs = torch.cat([slot_x, xc.unsqueeze(1)], 1).reshape(15, F)
+            apart = [bool(fresh[i // 5]) and i % 5 == 4 for i in range(15)]
+        groups: dict = {}
+        index = [groups.setdefault((ss[i].detach().numpy().tobytes(), xs[i].detach().numpy().tobytes(), apart[i]),
+                                   len(groups)) for i in range(ss.shape[0])]
+        first = torch.tensor([index.index(g) for g in range(len(groups))])
+        r = core.cell(xs[first], ss[first])
+        index = torch.tensor(index)
+        if learned_input:
+            r = torch.cat([r, core.cell(xc, last)])
+            index = torch.cat([index.view(3, 4), torch.arange(len(groups), len(groups) + 3).unsqueeze(1)], dim=1)
+        return results(r, core.slot_extra(r), index.view(3, 5))
+
+    def assert_equal(a, b):
+        assert a[0] == b[0]
+        assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+        assert all(torch.equal(g, h) for g, h in zip(a[3], b[3]))
+
+    def assert_close(a, b):
+        assert a[0] == b[0]
+        for u, v in zip([a[1], a[2], *a[3]], [b[1], b[2], *b[3]]):
+            torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-5)
+
+    # Repeated entries: row 1's first three slots are row 0's, row 0's current token is its slot 3.
+    s2, x2, stored2 = s.clone(), x.clone(), stored.clone()
+    s2[1, :3], x2[1, :3] = s[0, :3], x[0, :3]
+    stored2[0], x2[0, 3] = s2[0, 3], xc[0].detach()
+    cases = [(s, x, stored, 15), (s2, x2, stored2, 15 - 3 - (0 if learned_input else 1))]
+    exact = [consolidated(*case[:3]) for case in cases]
+    monkeypatch.setattr(core, "fingerprint", lambda rows, tokens: torch.zeros(rows.shape[0], dtype=torch.long))
+    for (*case, distinct), real_keys in zip(cases, exact):
+        forced, reference = consolidated(*case), once_per_distinct_entry(*case)
+        assert forced[0] == distinct
+        assert_equal(forced, reference)
+        assert_close(real_keys, reference)   # the real keys share as much, in another order
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="surprise must be one of"):
         build(surprise="shock")
@@ -391,10 +495,62 @@ def test_bad_options_are_refused():
 def test_diagnostics():
     core = build()
     _, _, extras = core(torch.randn(7, 2, F), core.initial_state(2), no_starts(7, 2))
+    assert set(extras) == {"aux_loss", "slot_age", "attention", "written_slot", "surprise", "write_rate", "slots_used",
+                           "slot_age_mean", "slot_age_max", "attention_current", "attention_entropy"}
     assert extras["slot_age"].shape == (7, 2, 4) and extras["attention"].shape == (7, 2, 4)
-    assert extras["surprise"].shape == (7, 2) and extras["written_slot"].shape == (7, 2)
+    assert extras["written_slot"].shape == (7, 2) and extras["written_slot"].dtype == torch.long
+    for name in ("surprise", "write_rate", "slots_used", "slot_age_mean", "slot_age_max", "attention_current",
+                 "attention_entropy"):
+        assert extras[name].shape == (7, 2) and extras[name].dtype == torch.float32, name
+    assert all(not v.requires_grad for k, v in extras.items() if k != "aux_loss")
     assert (extras["written_slot"][0] == 0).all() and (extras["surprise"][0] == 2.0).all()
-    torch.testing.assert_close(extras["attention"].sum(-1) <= 1.0 + 1e-6, torch.ones(7, 2, dtype=torch.bool))
+    assert (extras["attention"].sum(-1) + extras["attention_current"] * (extras["written_slot"] < 0) <= 1 + 1e-6).all()
+    assert (extras["attention_entropy"] >= 0).all() and (extras["attention_entropy"] <= math.log(4 + 2) + 1e-6).all()
+
+
+def test_diagnostics_of_writes_into_an_empty_memory_and_of_a_step_that_writes_nothing():
+    """Novelty surprise, threshold writes: x (written), x x (not: nothing new), y (written)."""
+    core = build(surprise="novelty", write="threshold", threshold=0.5)
+    with torch.no_grad():
+        _, _, ex = core(stream("x x x y"), core.initial_state(1), no_starts(4, 1))
+    values = {k: v[:, 0].tolist() for k, v in ex.items()}
+    assert values["written_slot"] == [0, -1, -1, 1]
+    assert values["write_rate"] == [1.0, 0.0, 0.0, 1.0]
+    assert values["slots_used"] == [0.25, 0.25, 0.25, 0.5]
+    assert values["slot_age"] == [[0, 0, 0, 0], [1, 0, 0, 0], [2, 0, 0, 0], [3, 0, 0, 0]]
+    assert values["slot_age_mean"] == [0.0, 1.0, 2.0, 1.5] and values["slot_age_max"] == [0.0, 1.0, 2.0, 3.0]
+    # The written slot holds the current token, so it shows the current token's attention.
+    assert values["attention"][0][0] == values["attention_current"][0]
+    assert values["attention"][3][1] == values["attention_current"][3]
+    # Writes into an empty memory: k writes use k of the N slots, aged k - 1 .. 0.
+    core = build(surprise="novelty")
+    with torch.no_grad():
+        _, _, ex = core(torch.randn(3, 2, F), core.initial_state(2), no_starts(3, 2))
+    assert (ex["write_rate"] == 1).all() and ex["written_slot"].tolist() == [[0, 0], [1, 1], [2, 2]]
+    torch.testing.assert_close(ex["slots_used"][:, 0], torch.tensor([1, 2, 3]) / 4.0)
+    torch.testing.assert_close(ex["slot_age_mean"][:, 0], torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(ex["slot_age_max"][:, 0], torch.tensor([0.0, 1.0, 2.0]))
+
+
+def test_attention_diagnostics_on_constructed_weights():
+    """``attention_current`` and ``attention_entropy`` from weights [B, heads, N + 2] (the slots, the
+    current token, the null entry): one-hot heads have entropy 0, even ones log of the entries."""
+    core = build()   # N = 4 slots, 4 heads
+    N = 4
+    weights = torch.zeros(2, 4, N + 2)
+    weights[0, :, N] = 1.0                               # row 0: every head on the current token
+    weights[1, :2, [0, 2, N]] = 1.0 / 3                 # row 1: two heads even over slots 0, 2 and the current token
+    weights[1, 2:, N + 1] = 1.0                          # ... two on the null entry
+    valid = torch.tensor([[False] * N, [True, False, True, False]])
+    written = torch.zeros(2, N, dtype=torch.bool)
+    ex = core.diagnostics(torch.zeros(2), torch.zeros(2, dtype=torch.bool), torch.zeros(2, dtype=torch.long), written,
+                          torch.tensor([[0.0] * N, [3.0, 0.0, 1.0, 0.0]]), valid, weights)
+    torch.testing.assert_close(ex["attention_current"], torch.tensor([1.0, 1.0 / 6]))
+    torch.testing.assert_close(ex["attention_entropy"], torch.tensor([0.0, math.log(3) / 2]))
+    torch.testing.assert_close(ex["attention"][1], torch.tensor([1.0 / 6, 0.0, 1.0 / 6, 0.0]))
+    torch.testing.assert_close(ex["slot_age_mean"], torch.tensor([0.0, 2.0]))
+    torch.testing.assert_close(ex["slots_used"], torch.tensor([0.0, 0.5]))
+    assert ex["written_slot"].tolist() == [-1, -1] and ex["write_rate"].tolist() == [0.0, 0.0]
 
 
 # ---------------------------------------------------------------- learning

@@ -19,7 +19,8 @@ from .state import State
 
 @register_core("gated")
 class GatedCore(StepCore):
-    """Gated RNN, one step at a time. State ``{"s": [B, H]}``; extras ``gate`` [T, B] (mean g).
+    """Gated RNN, one step at a time. State ``{"s": [B, H]}``; extras ``gate`` [T, B] (detached):
+    the mean of g over the units, 0..1, the share of the state the step replaces (0 keeps it).
 
     Args:
         input_size: feature size F.
@@ -49,4 +50,4 @@ class GatedCore(StepCore):
         pre_g, pre_c = (x + self.state_proj(s)).chunk(2, dim=-1)
         g = torch.sigmoid(pre_g)
         s = s + g * (torch.tanh(pre_c) - s)
-        return s, {"s": s}, {"gate": g.mean(dim=-1)}
+        return s, {"s": s}, {"gate": g.detach().mean(dim=-1)}

@@ -46,9 +46,18 @@ class NTMCore(StepCore):
         h, c     [B, H]         controller state (``h`` for gru, ``h`` and ``c`` for lstm, none for mlp)
 
     The initial memory, read vectors, weightings and controller state are learned. Output
-    ``y_t = [h_t, r_t]`` of size ``H + R * M``. Extras per step: ``read_weights`` [T, B, R, N],
-    ``write_weights`` [T, B, W, N], and ``read_focus``/``write_focus`` [T, B] (the largest weight of
-    a weighting, averaged over heads: 1 for a sharp head, 1/N for a blurred one).
+    ``y_t = [h_t, r_t]`` of size ``H + R * M``.
+
+    Extras per step (detached): the weightings ``read_weights`` [T, B, R, N] and ``write_weights``
+    [T, B, W, N] (for pictures), and per-step scalars [T, B], each the mean over the heads of one
+    kind:
+
+    - ``read_entropy``, ``write_entropy``: entropy of a head's weighting in nats, from 0 (all weight
+      on one row) to log N (spread evenly over the N rows);
+    - ``read_peak``, ``write_peak``: a weighting's largest weight, from 1/N (spread evenly) to 1
+      (one row);
+    - ``read_shift``, ``write_shift``: the expected offset of a head's shift distribution, in rows
+      (-S .. S): about +1 for a head that moves one row forward each step, 0 for one that stays.
 
     Args:
         input_size: feature size F.
@@ -152,8 +161,9 @@ class NTMCore(StepCore):
         addr = params[:, :split].view(B, R + W, self.address_size)
         key, beta, gate, shift, gamma = addr.split([M, 1, 1, 2 * S + 1, 1], dim=-1)
         w_prev = torch.cat([state["read_w"], state["write_w"]], dim=1)  # [B, R+W, N]
+        shift = torch.softmax(shift, dim=-1)
         weights = addressing.address(memory, key, F.softplus(beta.squeeze(-1)), torch.sigmoid(gate.squeeze(-1)),
-                                     torch.softmax(shift, dim=-1), 1.0 + F.softplus(gamma.squeeze(-1)), w_prev)
+                                     shift, 1.0 + F.softplus(gamma.squeeze(-1)), w_prev)
         read_w, write_w = weights[:, :R], weights[:, R:]
 
         new_reads = addressing.read(memory, read_w).reshape(B, R * M)
@@ -161,6 +171,19 @@ class NTMCore(StepCore):
         memory = addressing.write(memory, write_w, torch.sigmoid(erase), torch.tanh(add))
 
         new_state = {"memory": memory, "reads": new_reads, "read_w": read_w, "write_w": write_w, **ctrl}
-        extras = {"read_weights": read_w, "write_weights": write_w,
-                  "read_focus": read_w.amax(dim=-1).mean(dim=-1), "write_focus": write_w.amax(dim=-1).mean(dim=-1)}
-        return torch.cat([h, new_reads], dim=-1), new_state, extras
+        return torch.cat([h, new_reads], dim=-1), new_state, self.diagnostics(weights, shift)
+
+    def diagnostics(self, weights: torch.Tensor, shift: torch.Tensor) -> Extras:
+        """The extras of a step (see the class docstring) from the heads' weightings ``weights``
+        [B, R + W, N] and shift distributions ``shift`` [B, R + W, 2S + 1], read heads first."""
+        R = self.read_heads
+        with torch.no_grad():
+            weights, shift = weights.detach(), shift.detach()
+            offsets = addressing.shift_offsets(self.shift_range, shift.device).to(shift.dtype)
+            # per head: [entropy, peak, expected shift] -> the means over the read and the write heads
+            per_head = torch.stack([torch.special.entr(weights).sum(-1), weights.amax(-1), shift @ offsets], dim=-1)
+            read, write = per_head[:, :R].mean(dim=1), per_head[:, R:].mean(dim=1)   # [B, 3] each
+        return {"read_weights": weights[:, :R], "write_weights": weights[:, R:],
+                "read_entropy": read[:, 0], "write_entropy": write[:, 0],
+                "read_peak": read[:, 1], "write_peak": write[:, 1],
+                "read_shift": read[:, 2], "write_shift": write[:, 2]}
