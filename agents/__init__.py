@@ -1,10 +1,16 @@
-"""Agents: A2C and PPO (on-policy, recurrent), registered by name for ``agent=NAME``."""
+"""Agents: A2C and PPO (on-policy, recurrent), registered by name for ``agent=NAME``.
+
+Every agent derives from :class:`BaseAgent` (acting carry, learn loop, optimizer, exact
+``state_dict`` / ``load_state_dict``, the NaN guard) and names the network it trains
+(``network_class``).
+"""
 
 from .a2c import A2C
+from .base import BaseAgent, Carry, NonFiniteError
 from .evaluation import evaluate_policy
 from .on_policy import OnPolicyAgent
 from .ppo import PPO
 
-AGENTS: dict[str, type] = {"a2c": A2C, "ppo": PPO}
+AGENTS: dict[str, type[BaseAgent]] = {"a2c": A2C, "ppo": PPO}
 
-__all__ = ["A2C", "AGENTS", "OnPolicyAgent", "PPO", "evaluate_policy"]
+__all__ = ["A2C", "AGENTS", "BaseAgent", "Carry", "NonFiniteError", "OnPolicyAgent", "PPO", "evaluate_policy"]

@@ -17,22 +17,7 @@ from gymnasium import spaces
 from rlmem.cores import State, allocate_like, assign_rows, index_state
 from rlmem.policy.tree import tree_map
 
-
-def _space_storage(space: spaces.Space, T: int, B: int, device: torch.device) -> Any:
-    """Zeros ``[T, B, *shape]`` for one step's worth of a space's values, nested like the space."""
-    if isinstance(space, spaces.Dict):
-        return {k: _space_storage(s, T, B, device) for k, s in space.spaces.items()}
-    if isinstance(space, spaces.Tuple):
-        return tuple(_space_storage(s, T, B, device) for s in space.spaces)
-    if isinstance(space, (spaces.Discrete, spaces.MultiDiscrete)):
-        dtype = torch.long
-    elif isinstance(space, spaces.MultiBinary):
-        dtype = torch.int8
-    elif isinstance(space, spaces.Box) and space.dtype.kind in "ui":
-        dtype = torch.uint8 if space.dtype.itemsize == 1 else torch.long
-    else:
-        dtype = torch.float32
-    return torch.zeros(T, B, *space.shape, dtype=dtype, device=device)
+from .space_storage import space_zeros
 
 
 @dataclass
@@ -61,10 +46,10 @@ class RolloutBuffer:
             raise ValueError(f"n_steps ({n_steps}) must be a multiple of the chunk length ({chunk_len})")
         T, B = n_steps, n_envs
         self.n_steps, self.n_envs, self.chunk_len, self.device = T, B, chunk_len, device
-        self.obs = _space_storage(observation_space, T, B, device)
-        self.actions = _space_storage(action_space, T, B, device)
+        self.obs = space_zeros(observation_space, (T, B), device)
+        self.actions = space_zeros(action_space, (T, B), device)
         # previous action and reward, for policies that take them as inputs
-        self.prev_actions = _space_storage(action_space, T, B, device) if store_prev else None
+        self.prev_actions = space_zeros(action_space, (T, B), device) if store_prev else None
         self.prev_rewards = torch.zeros(T, B, device=device) if store_prev else None
         self.starts = torch.zeros(T, B, dtype=torch.bool, device=device)
         self.log_probs = torch.zeros(T, B, device=device)

@@ -21,19 +21,23 @@ from time_to_solve import summarize
 # run in lockstep, so rollouts at least one episode long (1002 steps; 1024 for the GRU, whose
 # n_steps must be a multiple of seq_len) give every update all 64 junction decisions; with shorter
 # rollouts most updates see none and train on noise alone.
-T_MAZE = ["agent=ppo", "env=t-maze", "env.corridor=1000", "total_steps=5000000", "agent.batch_size=2048",
+# Batches divide the rollout (64 envs x n_steps): 2004 = 64128 / 32 for tmm's 1002-step rollouts.
+T_MAZE = ["agent=ppo", "env=t-maze", "env.corridor=1000", "total_steps=5000000",
           "agent.n_epochs=2", "agent.learning_rate=0.001", "agent.gamma=0.999"]
 # surprise-recall: 200 stream steps with 3 rare tokens, then 3 queries; narrower nets, more steps.
+# (1856 = 12992 / 7 for tmm's 203-step rollouts)
 SURPRISE = ["agent=ppo", "env=surprise-recall", "total_steps=4000000", "policy.embed_size=64",
-            "agent.batch_size=2048", "agent.n_epochs=4", "agent.learning_rate=0.002"]
+            "agent.n_epochs=4", "agent.learning_rate=0.002"]
 
 RUNS: dict[str, list[str]] = {
-    "t-maze-tmm": T_MAZE + ["core=tmm", "agent.n_steps=1002"],
-    "t-maze-gru": T_MAZE + ["core=gru", "agent.seq_len=64", "agent.n_steps=1024"],
-    "surprise-recall-tmm": SURPRISE + ["core=tmm", "core.hidden_size=64", "agent.n_steps=203"],
-    "surprise-recall-gru": SURPRISE + ["core=gru", "core.hidden_size=64", "agent.n_steps=256", "agent.seq_len=64"],
+    "t-maze-tmm": T_MAZE + ["core=tmm", "agent.n_steps=1002", "agent.batch_size=2004"],
+    "t-maze-gru": T_MAZE + ["core=gru", "agent.seq_len=64", "agent.n_steps=1024", "agent.batch_size=2048"],
+    "surprise-recall-tmm": SURPRISE + ["core=tmm", "core.hidden_size=64", "agent.n_steps=203",
+                                       "agent.batch_size=1856"],
+    "surprise-recall-gru": SURPRISE + ["core=gru", "core.hidden_size=64", "agent.n_steps=256", "agent.seq_len=64",
+                                       "agent.batch_size=2048"],
     "surprise-recall-lstm": SURPRISE + ["core=lstm", "core.hidden_size=64", "agent.n_steps=256",
-                                        "agent.seq_len=64"],
+                                        "agent.seq_len=64", "agent.batch_size=2048"],
 }
 
 

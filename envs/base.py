@@ -102,6 +102,30 @@ class BatchedEnv(gymnasium.vector.VectorEnv):
     def _observe(self, idx: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
+    # -- exact resume --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides what the copies do next, as arrays and plain data: the
+        generator's state and every private array (episode progress, stored tokens ...)."""
+        arrays = {k: v.copy() for k, v in vars(self).items()
+                  if k.startswith("_") and isinstance(v, np.ndarray) and v.dtype != object}
+        return {"class": type(self).__name__, "num_envs": self.num_envs, "arrays": arrays,
+                "rng": self._np_random.bit_generator.state, "needs_reset": self._needs_reset}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where :meth:`state_dict` was taken (same task, parameters and ``num_envs``);
+        the arrays may come back as anything ``np.asarray`` reads (CPU tensors from a checkpoint)."""
+        if state.get("class") != type(self).__name__ or state.get("num_envs") != self.num_envs:
+            raise ValueError(f"env state of {state.get('class')} x {state.get('num_envs')} cannot be loaded "
+                             f"into {type(self).__name__} x {self.num_envs}")
+        for k, v in state["arrays"].items():
+            current, v = getattr(self, k, None), np.asarray(v)
+            if not isinstance(current, np.ndarray) or current.shape != v.shape:
+                raise ValueError(f"env state {k!r} of shape {v.shape} does not fit this "
+                                 f"{type(self).__name__} (different task parameters?)")
+            setattr(self, k, v.astype(current.dtype, copy=True))
+        self._np_random.bit_generator.state = state["rng"]
+        self._needs_reset = bool(state["needs_reset"])
+
     # -- gymnasium API -----------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

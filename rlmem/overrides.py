@@ -3,15 +3,25 @@ the valid choices instead of a bare 'not in struct'."""
 
 from __future__ import annotations
 
+import re
+from contextlib import contextmanager
 from importlib import resources
+from typing import Callable, Iterator
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, ValueType
 from omegaconf import DictConfig, OmegaConf
 
 CONFIG_MODULE = "rlmem.configs"
 GROUPS = ("agent", "core", "env", "logger")
+
+#: Hydra's command-line flags that take a value (``--cfg job``, ``-cn other``).
+VALUE_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                         "--config-dir", "-cd", "--experimental-rerun"})
+#: ``--info`` takes an optional value from this list.
+INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
 
 
 def group_options(group: str) -> list[str]:
@@ -22,36 +32,124 @@ def group_options(group: str) -> list[str]:
 
 def compose_config(overrides: list[str]) -> DictConfig:
     """The composed training config for ``overrides`` (no sweeps), outside a Hydra run."""
+    with composer() as compose_one:
+        return compose_one(overrides)
+
+
+@contextmanager
+def composer() -> Iterator[Callable[[list[str]], DictConfig]]:
+    """A function that composes the training config for a list of overrides; Hydra is set up once
+    for all the calls made inside the ``with`` block (a sweep composes one config per job)."""
     GlobalHydra.instance().clear()
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            yield lambda overrides: compose(config_name="config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def split_command_line(args: list[str]) -> tuple[list[str], list[str]]:
+    """``(overrides, flags)`` of a command line: Hydra's flags with their values (``--cfg job``) go
+    to ``flags``, every other word is an override (``key=value``, ``+key=value``, ``~key``)."""
+    overrides: list[str] = []
+    flags: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-") and not arg.startswith("~"):
+            flags.append(arg)
+            name = arg.split("=", 1)[0]
+            takes_value = name in VALUE_FLAGS or (name in ("--info", "-i") and i + 1 < len(args)
+                                                  and args[i + 1] in INFO_CHOICES)
+            if takes_value and "=" not in arg and i + 1 < len(args):
+                flags.append(args[i + 1])
+                i += 1
+        else:
+            overrides.append(arg)
+        i += 1
+    return overrides, flags
+
+
+def is_hydra_key(text: str) -> bool:
+    """``hydra.run.dir=...``, ``hydra/launcher=...``: Hydra's own settings, left to Hydra."""
+    key = text.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+    return key == "hydra" or key.startswith(("hydra.", "hydra/"))
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s*\n\s*", "; ", str(text).strip())
+
+
+def parse_override(text: str) -> Override:
+    """One override parsed by Hydra's grammar; ``ValueError`` with a one-line reason if it is not valid."""
+    try:
+        return OverridesParser.create().parse_overrides([text])[0]
+    except Exception as err:  # noqa: BLE001  hydra raises several types for syntax errors
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("Error parsing override")]
+        see = [ln for ln in lines if ln.startswith("See ")]
+        reason = "; ".join(ln for ln in lines if not ln.startswith("See ")) or type(err).__name__
+        hint = f" ({see[0][0].lower()}{see[0][1:]})" if see else ""
+        raise ValueError(f"cannot parse override {text!r}: {reason}{hint}") from None
+
+
+def override_values(ov: Override) -> list[str]:
+    """The values of one override as override strings: one for a plain value, one per job for a
+    sweep (``a,b``, ``choice(...)``, ``range(...)``, ``glob(...)`` of a group)."""
+    if not ov.is_sweep_override():
+        return [ov.get_value_element_as_str()]
+    if ov.value_type == ValueType.GLOB_CHOICE_SWEEP:
+        if ov.key_or_group not in GROUPS:
+            raise ValueError(f"{ov.input_line}: glob(...) sweeps only config groups ({', '.join(GROUPS)})")
+        names = ov.value().filter(group_options(ov.key_or_group))
+        if not names:
+            raise ValueError(f"{ov.input_line} matches no {ov.key_or_group}; valid choices: "
+                             f"{', '.join(group_options(ov.key_or_group))}")
+        return names
+    return list(ov.sweep_string_iterator())
 
 
 def check_overrides(args: list[str]) -> str | None:
     """None if ``args`` are valid overrides, else a message that names the problem and the choices.
 
-    Hydra's own flags (``-m``, ``--cfg`` ...) and ``hydra.*`` keys are left to Hydra.
+    Hydra's own flags (``-m``, ``--cfg`` ...) and ``hydra.*`` / ``hydra/...`` keys are left to Hydra.
     """
-    # Flags and their values (``--cfg job``, ``-m``) and ``hydra.*`` keys are Hydra's to check.
-    plain = [a for a in args if not a.startswith("-") and "=" in a and not a.lstrip("+~").startswith("hydra.")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(plain)
-    except Exception as err:  # noqa: BLE001  hydra raises several types for syntax errors
-        return f"cannot parse overrides: {err}"
+    overrides, _ = split_command_line(args)
+    parsed: list[Override] = []
+    for text in overrides:
+        if is_hydra_key(text):
+            continue
+        try:
+            parsed.append(parse_override(text))
+        except ValueError as err:
+            return str(err)
     first: list[str] = []
     for ov in parsed:
         key = ov.key_or_group
-        values = list(ov.sweep_string_iterator()) if ov.is_sweep_override() else [ov.get_value_element_as_str()]
+        try:
+            values = override_values(ov)
+        except ValueError as err:
+            return str(err)
+        except Exception:  # noqa: BLE001  e.g. interval(...), which only some sweepers take
+            values = [ov.get_value_element_as_str()] if not ov.is_sweep_override() else []
         if key in GROUPS and not ov.is_add():
             valid = group_options(key)
             bad = [v for v in values if v not in valid]
             if bad:
                 return f"unknown {key} {', '.join(map(repr, bad))}; valid choices: {', '.join(valid)}"
         prefix = "++" if ov.is_force_add() else "+" if ov.is_add() else "~" if ov.is_delete() else ""
-        first.append(f"{prefix}{key}={values[0]}" if not ov.is_delete() else f"~{key}")
+        if ov.is_delete():
+            first.append(f"~{key}")
+        elif values:
+            first.append(f"{prefix}{key}={values[0]}")
+        else:
+            first.append("")
     group_choices = [o for o in first if o.split("=")[0] in GROUPS]
-    cfg = compose_config(group_choices)
-    for ov, text in zip(parsed, first):
+    try:
+        cfg = compose_config(group_choices)
+    except Exception as err:  # noqa: BLE001
+        return f"cannot compose the config for {' '.join(group_choices)}: {_one_line(err)}"
+    for ov in parsed:
         key = ov.key_or_group
         if key in GROUPS or ov.is_add() or ov.is_force_add():
             continue

@@ -99,12 +99,13 @@ def test_gae_matches_hand_computation():
 
 
 class FixedLengthEnv(gym.vector.VectorEnv):
-    """Reward 1 every step; every 3rd step ends the episode, by truncation or termination."""
+    """Reward 1 every step; every 3rd step ends the episode, by truncation, termination or both
+    (``ending``: "truncate", "terminate", "both", as Gymnasium's TimeLimit may set both)."""
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, num_envs: int, truncate: bool):
-        self.num_envs, self.truncate = num_envs, truncate
+    def __init__(self, num_envs: int, ending: str):
+        self.num_envs, self.ending = num_envs, ending
         self.single_observation_space = spaces.Box(-1, 1, (1,), np.float32)
         self.single_action_space = spaces.Discrete(2)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
@@ -127,13 +128,15 @@ class FixedLengthEnv(gym.vector.VectorEnv):
             info = {"final_obs": final, "_final_obs": flags.copy()}
         obs = np.zeros((self.num_envs, 1), np.float32)
         zeros = np.zeros(self.num_envs, bool)
-        return (obs, np.ones(self.num_envs, np.float32), zeros if self.truncate else flags,
-                flags if self.truncate else zeros, info)
+        return (obs, np.ones(self.num_envs, np.float32), flags if self.ending != "truncate" else zeros,
+                flags if self.ending != "terminate" else zeros, info)
 
 
-@pytest.mark.parametrize("truncate", [True, False])
-def test_truncation_bootstraps_and_termination_does_not(truncate):
-    env = FixedLengthEnv(2, truncate)
+@pytest.mark.parametrize("ending", ["truncate", "terminate", "both"])
+def test_truncation_bootstraps_and_termination_does_not(ending):
+    """Only ``truncated and not terminated`` bootstraps: a step that is both is a termination."""
+    env = FixedLengthEnv(2, ending)
+    truncate = ending == "truncate"
     policy = make_policy(env, "gru")
     with torch.no_grad():
         policy.critic.bias.fill_(1.0)  # keep V(final observation) well away from 0
@@ -221,3 +224,18 @@ def test_a_core_without_need_state_still_trains():
     before = [p.detach().clone() for p in policy.parameters()]
     agent.learn(64)
     assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+
+
+def test_evaluation_of_an_env_that_never_ends_stops_at_the_step_cap():
+    class NeverEnds(FixedLengthEnv):
+        def step(self, actions):
+            zeros = np.zeros(self.num_envs, bool)
+            return np.zeros((self.num_envs, 1), np.float32), np.ones(self.num_envs, np.float32), zeros, zeros, {}
+
+    env = NeverEnds(2, "truncate")
+    policy = make_policy(env, "gru")
+    with pytest.warns(UserWarning, match="max_steps=50 .* 0 of 4 episodes"):
+        result = evaluate_policy(policy, env, n_episodes=4, max_steps=50)
+    assert result["capped"] == 1.0 and result["episodes"] == 0 and np.isnan(result["return_mean"])
+    finished = evaluate_policy(policy, FixedLengthEnv(2, "terminate"), n_episodes=4)
+    assert finished["capped"] == 0.0 and finished["episodes"] == 4 and finished["return_mean"] == 3.0

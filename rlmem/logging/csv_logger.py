@@ -10,15 +10,25 @@ from .base import Logger
 
 
 class CSVLogger(Logger):
-    """Writes rows as they come; when a new metric appears the file is rewritten with it as a column."""
+    """Writes rows as they come; when a new metric appears the file is rewritten with it as a column.
 
-    def __init__(self, path: str | Path):
+    ``resume_step``: continue an existing file, keeping its rows up to that step (the rows an
+    interrupted run wrote after its last checkpoint are dropped: the resumed run writes them again).
+    """
+
+    def __init__(self, path: str | Path, resume_step: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fields: list[str] = ["step"]
         self.rows: list[dict] = []
         self.file = None
         self.writer = None
+        if resume_step is not None and self.path.is_file():
+            with self.path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                self.fields = list(reader.fieldnames or ["step"])
+                self.rows = [row for row in reader if row.get("step", "").isdigit() and int(row["step"]) <= resume_step]
+            self._open()
 
     def _open(self) -> None:
         if self.file:

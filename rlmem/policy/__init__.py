@@ -2,9 +2,13 @@
 
 from .actor_critic import PolicyOutput, RecurrentActorCritic
 from .distributions import ActionHead
-from .encoders import UnsupportedSpaceError, make_encoder
+from .encoders import UnsupportedSpaceError, encodable_space, make_encoder, observation_selector
 from .torso import MemoryTorso
 from .tree import to_torch, tree_map
 
-__all__ = ["ActionHead", "MemoryTorso", "PolicyOutput", "RecurrentActorCritic", "UnsupportedSpaceError",
-           "make_encoder", "to_torch", "tree_map"]
+#: The networks an agent may train, by the name checkpoints record (nothing else is ever rebuilt).
+NETWORKS: dict[str, type] = {"RecurrentActorCritic": RecurrentActorCritic}
+
+__all__ = ["NETWORKS", "ActionHead", "MemoryTorso", "PolicyOutput", "RecurrentActorCritic",
+           "UnsupportedSpaceError", "encodable_space", "make_encoder", "observation_selector", "to_torch",
+           "tree_map"]

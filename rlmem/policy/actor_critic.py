@@ -12,6 +12,7 @@ from torch import nn
 
 from ..cores import Core, Extras, State
 from .distributions import ActionHead
+from .encoders import encodable_space, observation_selector
 from .torso import MemoryTorso
 from .tree import to_torch, tree_map
 
@@ -36,7 +37,15 @@ class RecurrentActorCritic(nn.Module):
                  head_size: int = 0):
         super().__init__()
         self.observation_space, self.action_space = observation_space, action_space
-        self.torso = MemoryTorso(observation_space, action_space, core, core_options, embed_size,
+        # what the constructor needs besides the spaces, as plain data (checkpoints store it)
+        self.init_args = {"core": core if isinstance(core, str) else None,
+                          "core_options": dict(core_options or {}), "embed_size": int(embed_size),
+                          "prev_action": bool(prev_action), "prev_reward": bool(prev_reward),
+                          "head_size": int(head_size)}
+        # the observation without the parts that cannot be encoded (a Dict's Text, ...): what is stored
+        self.encoded_space = encodable_space(observation_space)
+        self._select = observation_selector(observation_space)
+        self.torso = MemoryTorso(self.encoded_space, action_space, core, core_options, embed_size,
                                  prev_action, prev_reward)
         size = self.torso.output_size
         # Optional hidden layer per head: readouts that combine "what is stored" with "when" (the
@@ -56,6 +65,11 @@ class RecurrentActorCritic(nn.Module):
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         return self.torso.initial_state(batch_size, device)
 
+    def prepare_obs(self, observation: Any, device: torch.device | str) -> Any:
+        """Observations as the environment gives them (numpy, possibly nested) -> torch tensors on
+        ``device``, without the parts that are not encoded (``encoded_space``)."""
+        return to_torch(observation if self._select is None else self._select(observation), device)
+
     def forward(self, obs: Any, state: State, starts: torch.Tensor,
                 prev_action: torch.Tensor | None = None, prev_reward: torch.Tensor | None = None,
                 need_state: bool = True) -> PolicyOutput:
@@ -74,7 +88,7 @@ class RecurrentActorCritic(nn.Module):
         ``episode_start`` [B] marks rows whose observation begins an episode.
         """
         device = next(self.parameters()).device
-        obs = to_torch(observation, device)
+        obs = self.prepare_obs(observation, device)
         batch = _batch_size(obs)
         if state is None:
             state = self.initial_state(batch, device)

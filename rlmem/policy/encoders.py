@@ -8,7 +8,9 @@ Every encoder maps a batch of raw observations with leading dims ``[T, B]`` to f
 - ``MultiBinary(n)``: the bits as floats.
 - ``Box``: flattened floats; images (uint8 ``[H, W, C]`` or ``[C, H, W]``) go through a small CNN.
 - ``Dict`` / ``Tuple``: the concatenation of their parts; a part that cannot be encoded (e.g.
-  ``Text``) is left out with a warning naming its key.
+  ``Text``, ``Sequence``, ``Graph`` or a custom space such as MiniGrid's ``MissionSpace``) is left
+  out with a warning naming its key, and :func:`observation_selector` drops it from observations
+  before they are stored or converted.
 
 Any other space is refused with :class:`UnsupportedSpaceError`, which names it.
 """
@@ -16,7 +18,7 @@ Any other space is refused with :class:`UnsupportedSpaceError`, which names it.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -123,7 +125,9 @@ def is_image_space(space: spaces.Space) -> bool:
 
 
 def make_encoder(space: spaces.Space, image_features: int = 256) -> SpaceEncoder:
-    """The encoder for ``space``; raises :class:`UnsupportedSpaceError` naming what is missing."""
+    """The encoder for ``space``; raises :class:`UnsupportedSpaceError` naming what is missing.
+
+    Parts of a Dict or Tuple that cannot be encoded are left out (see :func:`encodable_space`)."""
     if isinstance(space, spaces.Discrete):
         return DiscreteEncoder(space)
     if isinstance(space, spaces.MultiDiscrete):
@@ -133,18 +137,62 @@ def make_encoder(space: spaces.Space, image_features: int = 256) -> SpaceEncoder
     if isinstance(space, spaces.Box):
         return ImageEncoder(space, image_features) if is_image_space(space) else FlatEncoder(space)
     if isinstance(space, (spaces.Dict, spaces.Tuple)):
-        items = list(space.spaces.items()) if isinstance(space, spaces.Dict) else list(enumerate(space.spaces))
-        parts, keys = {}, []
-        for key, sub in items:
-            try:
-                parts[f"part_{len(parts)}"] = make_encoder(sub, image_features)
-                keys.append(key)
-            except UnsupportedSpaceError as err:
-                warnings.warn(f"observation key {key!r} is left out: {err}", stacklevel=2)
-        if not parts:
-            raise UnsupportedSpaceError(f"no part of {space} can be encoded")
-        return CompositeEncoder(parts, keys)
+        kept = encodable_space(space)
+        items = list(kept.spaces.items()) if isinstance(kept, spaces.Dict) else list(enumerate(kept.spaces))
+        parts = {f"part_{i}": make_encoder(sub, image_features) for i, (_, sub) in enumerate(items)}
+        return CompositeEncoder(parts, [key for key, _ in items])
     raise UnsupportedSpaceError(
         f"cannot encode observation space {space}: rlmem encodes Box, Discrete, MultiBinary, "
         f"MultiDiscrete, Dict and Tuple spaces; wrap the environment (e.g. with a "
         f"gymnasium.ObservationWrapper) to turn {type(space).__name__} into one of those")
+
+
+_LEAF_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box)
+
+
+def encodable_space(space: spaces.Space, warn: bool = True) -> spaces.Space:
+    """``space`` with the parts of its Dicts and Tuples that cannot be encoded left out (a Text,
+    Sequence, Graph or custom sub-space), with a warning naming each; what rlmem stores, encodes and
+    feeds to the core. Raises :class:`UnsupportedSpaceError` if nothing is left."""
+    if isinstance(space, _LEAF_SPACES):
+        return space
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        items = list(space.spaces.items()) if isinstance(space, spaces.Dict) else list(enumerate(space.spaces))
+        kept = []
+        for key, sub in items:
+            try:
+                kept.append((key, encodable_space(sub, warn)))
+            except UnsupportedSpaceError:
+                if warn:
+                    warnings.warn(f"observation key {key!r} ({type(sub).__name__}) is left out: rlmem encodes "
+                                  f"Box, Discrete, MultiBinary, MultiDiscrete, Dict and Tuple parts", stacklevel=3)
+        if not kept:
+            raise UnsupportedSpaceError(f"no part of {space} can be encoded")
+        return spaces.Dict(dict(kept)) if isinstance(space, spaces.Dict) else spaces.Tuple([s for _, s in kept])
+    raise UnsupportedSpaceError(
+        f"cannot encode observation space {space}: rlmem encodes Box, Discrete, MultiBinary, "
+        f"MultiDiscrete, Dict and Tuple spaces; wrap the environment (e.g. with a "
+        f"gymnasium.ObservationWrapper) to turn {type(space).__name__} into one of those")
+
+
+def observation_selector(space: spaces.Space) -> Callable[[Any], Any] | None:
+    """A function that drops from an observation of ``space`` the parts :func:`encodable_space`
+    leaves out (a Tuple's kept parts are renumbered from 0); None when nothing is left out."""
+    if isinstance(space, _LEAF_SPACES):
+        return None
+    if not isinstance(space, (spaces.Dict, spaces.Tuple)):
+        raise UnsupportedSpaceError(f"cannot encode observation space {space}")
+    is_dict = isinstance(space, spaces.Dict)
+    items = list(space.spaces.items()) if is_dict else list(enumerate(space.spaces))
+    kept: list[tuple[Any, Callable[[Any], Any] | None]] = []
+    for key, sub in items:
+        try:
+            encodable_space(sub, warn=False)
+        except UnsupportedSpaceError:
+            continue
+        kept.append((key, observation_selector(sub)))
+    if len(kept) == len(items) and all(sel is None for _, sel in kept):
+        return None
+    if is_dict:
+        return lambda obs: {k: (obs[k] if sel is None else sel(obs[k])) for k, sel in kept}
+    return lambda obs: tuple(obs[k] if sel is None else sel(obs[k]) for k, sel in kept)

@@ -1,0 +1,147 @@
+"""Runs survive a crash: a run killed with SIGKILL and resumed ends bitwise where an uninterrupted
+run ends; the NaN guard stops a diverging run and keeps the last good checkpoint."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlmem.checkpoint import load_checkpoint
+
+ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+ITERATION = 8 * 32  # env.n_envs x agent.n_steps
+CASES = {
+    "ppo-gru": ["agent=ppo", "core=gru", "env=repeat-previous", "agent.batch_size=128", "agent.seq_len=16"],
+    "ppo-tmm": ["agent=ppo", "core=tmm", "env=t-maze", "env.corridor=4", "agent.batch_size=128", "core.slots=4"],
+    "a2c-ntm": ["agent=a2c", "core=ntm", "env=memory-copy", "env.length=3", "env.bits=2", "core.memory_size=8",
+                "core.memory_width=8"],
+}
+COMMON = ["env.n_envs=8", "agent.n_steps=32", "core.hidden_size=16", "policy.embed_size=16", "progress=false",
+          "eval_episodes=16", f"checkpoint_every={ITERATION}", "checkpoint_keep=2", "seed=3"]
+
+
+def command(case: str, run_dir: Path, total: int) -> list[str]:
+    return [sys.executable, "-m", "rlmem.train", *CASES[case], *COMMON, f"total_steps={total}",
+            f"hydra.run.dir={run_dir}"]
+
+
+def progress_rows(run_dir: Path) -> list[dict]:
+    """progress.csv without the columns that measure wall time."""
+    with (run_dir / "progress.csv").open(newline="") as f:
+        return [{k: v for k, v in row.items() if k not in ("fps", "time_s")} for row in csv.DictReader(f)]
+
+
+def assert_same_tensors(a, b, where: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_same_tensors(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_run_killed_with_sigkill_and_resumed_ends_bitwise_like_an_uninterrupted_one(case, tmp_path):
+    total = 12 * ITERATION
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    out = subprocess.run(command(case, whole, total), cwd=tmp_path, env=ENV, text=True, capture_output=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    proc = subprocess.Popen(command(case, killed, total), cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    target = killed / f"checkpoint_{2 * ITERATION}.pt"
+    deadline = time.monotonic() + 240
+    while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (killed / "checkpoint.pt").exists() and not (killed / "summary.json").exists()
+
+    out = subprocess.run([sys.executable, "-m", "rlmem.train", f"resume={killed}", "progress=false"], cwd=tmp_path,
+                         env=ENV, text=True, capture_output=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    a, b = load_checkpoint(whole / "checkpoint.pt"), load_checkpoint(killed / "checkpoint.pt")
+    sa, sb = a["agent"]["state"], b["agent"]["state"]
+    assert sa["num_timesteps"] == sb["num_timesteps"] == total
+    assert_same_tensors(sa["policy"], sb["policy"], "policy")
+    assert_same_tensors(sa["optimizer"], sb["optimizer"], "optimizer")
+    assert_same_tensors(sa["carry"], sb["carry"], "carry")
+    assert_same_tensors(a["env"], b["env"], "env")
+    assert sa["episode_returns"] == sb["episode_returns"] and sa["episodes"] == sb["episodes"]
+    assert progress_rows(whole) == progress_rows(killed)  # the log continues, no row twice
+    sum_a, sum_b = (json.loads((d / "summary.json").read_text()) for d in (whole, killed))
+    assert sum_a["eval_return_mean"] == sum_b["eval_return_mean"] and sum_a["return_mean"] == sum_b["return_mean"]
+    assert sum_b["resumed_from"].endswith(".pt")
+    assert len(list(killed.glob("checkpoint_*.pt"))) <= 2  # checkpoint_keep
+
+
+def test_resume_continues_with_a_larger_step_budget(tmp_path):
+    from rlmem.train import train
+
+    args = [*CASES["ppo-gru"], *COMMON, "eval_episodes=0"]
+    first = train([*args, f"total_steps={2 * ITERATION}"], run_dir=tmp_path / "run")
+    assert first["env_steps"] == 2 * ITERATION
+    more = train([f"resume={tmp_path / 'run'}", f"total_steps={4 * ITERATION}"])
+    assert more["env_steps"] == 4 * ITERATION and more["resumed_from"] == str(tmp_path / "run" / "checkpoint.pt")
+    assert [int(r["step"]) for r in progress_rows(tmp_path / "run")] == [ITERATION * i for i in range(1, 5)]
+    with pytest.raises(ValueError, match="cannot switch to 'lstm'"):
+        train([f"resume={tmp_path / 'run'}", "core=lstm"])
+    with pytest.raises(ValueError, match="no such checkpoint or run directory"):
+        train([f"resume={tmp_path / 'nowhere'}"])
+
+
+def test_nan_guard_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
+    good = tmp_path / "run"
+    base = [sys.executable, "-m", "rlmem.train", *CASES["ppo-gru"], *COMMON]
+    out = subprocess.run([*base, f"total_steps={2 * ITERATION}", f"hydra.run.dir={good}"], cwd=tmp_path, env=ENV,
+                         text=True, capture_output=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    before = {p.name: p.read_bytes() for p in good.glob("checkpoint*.pt")}
+    out = subprocess.run([sys.executable, "-m", "rlmem.train", f"resume={good}", f"total_steps={6 * ITERATION}",
+                          "agent.learning_rate=1e30", "progress=false"], cwd=tmp_path, env=ENV, text=True,
+                         capture_output=True, timeout=300)
+    assert out.returncode == 1, out.stderr[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: non-finite ") and f"at env step {3 * ITERATION}" in last, last
+    assert "Traceback" not in out.stderr and "final:" not in out.stdout
+    summary = json.loads((good / "summary.json").read_text())
+    assert summary["status"] == "non_finite" and summary["error"] == last[len("error: "):]
+    assert {p.name: p.read_bytes() for p in good.glob("checkpoint*.pt")} == before  # nothing overwritten with NaN
+
+
+def test_nan_guard_from_python_names_the_quantity(tmp_path):
+    from rlmem.agents import NonFiniteError
+    from rlmem.train import train
+
+    with pytest.raises(NonFiniteError, match=r"non-finite (loss|gradient norm|parameter \S+) at env step 256"):
+        train([*CASES["ppo-gru"], *COMMON, "agent.learning_rate=1e30", f"total_steps={4 * ITERATION}"],
+              run_dir=tmp_path)
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_a_resumed_run_logs_into_the_same_wandb_run(tmp_path):
+    pytest.importorskip("wandb")
+    from rlmem.train import train
+
+    args = [*CASES["ppo-gru"], *COMMON, "eval_episodes=0", "logger=wandb", "logger.wandb.mode=offline"]
+    train([*args, f"total_steps={ITERATION}"], run_dir=tmp_path / "run")
+    train([f"resume={tmp_path / 'run'}", f"total_steps={2 * ITERATION}"])
+    runs = sorted(p.name for p in (tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and runs[0].rsplit("-", 1)[1] == runs[1].rsplit("-", 1)[1], runs
