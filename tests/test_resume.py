@@ -143,5 +143,9 @@ def test_a_resumed_run_logs_into_the_same_wandb_run(tmp_path):
     args = [*CASES["ppo-gru"], *COMMON, "eval_episodes=0", "logger=wandb", "logger.wandb.mode=offline"]
     train([*args, f"total_steps={ITERATION}"], run_dir=tmp_path / "run")
     train([f"resume={tmp_path / 'run'}", f"total_steps={2 * ITERATION}"])
+    import re
+
     runs = sorted(p.name for p in (tmp_path / "run" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and runs[0].rsplit("-", 1)[1] == runs[1].rsplit("-", 1)[1], runs
+    # offline-run-<date>_<time>-<id>, with "-1" added when both start within one second
+    ids = [re.fullmatch(r"offline-run-\d+_\d+-([a-z0-9]+)(?:-\d+)?", r).group(1) for r in runs]
+    assert len(runs) == 2 and ids[0] == ids[1], runs
