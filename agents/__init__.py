@@ -1,4 +1,5 @@
-"""Agents: A2C and PPO (on-policy, recurrent), registered by name for ``agent=NAME``.
+"""Agents: A2C and PPO (on-policy) and DQN with sequence replay (off-policy), all recurrent,
+registered by name for ``agent=NAME``.
 
 Every agent derives from :class:`BaseAgent` (acting carry, learn loop, optimizer, exact
 ``state_dict`` / ``load_state_dict``, the NaN guard) and names the network it trains
@@ -7,10 +8,13 @@ Every agent derives from :class:`BaseAgent` (acting carry, learn loop, optimizer
 
 from .a2c import A2C
 from .base import BaseAgent, Carry, NonFiniteError
+from .dqn import DQN
 from .evaluation import evaluate_policy
+from .off_policy import OffPolicyAgent
 from .on_policy import OnPolicyAgent
 from .ppo import PPO
 
-AGENTS: dict[str, type[BaseAgent]] = {"a2c": A2C, "ppo": PPO}
+AGENTS: dict[str, type[BaseAgent]] = {"a2c": A2C, "dqn": DQN, "ppo": PPO}
 
-__all__ = ["A2C", "AGENTS", "BaseAgent", "Carry", "NonFiniteError", "OnPolicyAgent", "PPO", "evaluate_policy"]
+__all__ = ["A2C", "AGENTS", "DQN", "BaseAgent", "Carry", "NonFiniteError", "OffPolicyAgent", "OnPolicyAgent", "PPO",
+           "evaluate_policy"]

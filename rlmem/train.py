@@ -127,8 +127,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
     """
     from tqdm import tqdm
 
-    from rlmem.agents import NonFiniteError, evaluate_policy
-    from rlmem.policy import RecurrentActorCritic
+    from rlmem.agents import AGENTS, NonFiniteError, evaluate_policy
 
     validate_config(cfg)
     run_dir = Path(run_dir)
@@ -142,7 +141,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
     torch.manual_seed(seed)
     stop_return = None if cfg.stop_return is None else float(cfg.stop_return)
     env = build_env(cfg.env, seed)
-    policy = RecurrentActorCritic(**policy_kwargs(cfg, env))
+    policy = AGENTS[cfg.agent.name].network_class(**policy_kwargs(cfg, env))  # the network this agent trains
     agent = build_agent(cfg, env, policy, device)
     run_state: dict[str, Any] = {"wandb_id": uuid.uuid4().hex[:8]}
     resume_step = None

@@ -81,7 +81,7 @@ class Rule:
         elif kinds & {"int", "float"}:
             text = "an integer" if "float" not in kinds else ("a finite number" if self.finite else "a number")
             if self.low is not None and self.high is not None:
-                text += f" in [{_num(self.low)}, {_num(self.high)}]"
+                text += f" in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}]"
             elif self.low is not None:
                 text += f" {'>' if self.low_open else '>='} {_num(self.low)}"
             elif self.high is not None:
@@ -135,7 +135,12 @@ AGENT_RULES: dict[str, Rule] = {
     "clip_range": _POSITIVE, "clip_range_vf": _POSITIVE, "target_kl": _POSITIVE,
     "max_grad_norm": _NON_NEGATIVE, "vf_coef": _NON_NEGATIVE, "aux_coef": _NON_NEGATIVE,
     "ent_coef": Rule(finite=True),
-    "optimizer": Rule(choices=("adam", "rmsprop")),           # on_policy._make_optimizer
+    "buffer_size": _POSITIVE_INT, "learning_starts": Rule(low=0), "train_freq": _POSITIVE_INT,
+    "gradient_steps": _POSITIVE_INT, "target_update_interval": _POSITIVE_INT, "n_step": _POSITIVE_INT,
+    "overlap": Rule(low=0), "burn_in": Rule(low=0), "tau": Rule(low=0.0, high=1.0, low_open=True),
+    "exploration_fraction": _UNIT, "exploration_initial_eps": _UNIT, "exploration_final_eps": _UNIT,
+    "priority_alpha": _UNIT, "priority_beta": _UNIT, "priority_eta": _UNIT,
+    "optimizer": Rule(choices=("adam", "rmsprop")),           # base.make_optimizer
     "lr_schedule": Rule(choices=("constant", "linear")),      # OnPolicyAgent.__init__
 }
 #: Agent constructor arguments that come from elsewhere than the ``agent`` section.
@@ -293,8 +298,20 @@ def _validate(data: dict[str, Any], strict_batch: bool = True) -> None:
     _check_policy(data["policy"])
     _check_logger(data["logger"])
     _check_rollout(agent_cls, agent, core_cls, env, strict_batch)
+    _check_replay(agent_cls, agent, core_cls)
+    q_values = getattr(agent_cls, "network_class", None).__name__ == "RecurrentQNetwork"
     if env["name"] == "gym":
-        probe_gym_env(env["id"], env.get("kwargs") or {}, prev_action=bool(data["policy"].get("prev_action")))
+        probe_gym_env(env["id"], env.get("kwargs") or {}, prev_action=bool(data["policy"].get("prev_action")),
+                      q_values=q_values)
+    elif q_values:
+        from rlmem.envs import BUILTIN_ENVS
+        from rlmem.policy import QHead, UnsupportedSpaceError
+
+        space = make_builtin_action_space(BUILTIN_ENVS, env)
+        try:
+            QHead(8, space)
+        except UnsupportedSpaceError as err:
+            raise ConfigError(f"env={env['name']}: {err}") from None
 
 
 # ------------------------------------------------------------------------------------- values
@@ -641,6 +658,41 @@ def _near(values: list[int], target: int, k: int = 2) -> list[int]:
     return below + above
 
 
+def make_builtin_action_space(builtin: dict[str, type], env: dict[str, Any]):
+    """The action space of one copy of a built-in env section (built cheaply, with its parameters)."""
+    from rlmem.envs import make_batched
+
+    params = {k: v for k, v in env.items() if k not in ("name", "n_envs")}
+    return make_batched(env["name"], 1, **params).single_action_space
+
+
+def _check_replay(agent_cls: type, agent: dict[str, Any], core_cls: type) -> None:
+    """seq_len, overlap, burn_in and buffer_size of an off-policy agent's sequence replay."""
+    from rlmem.agents import OffPolicyAgent
+
+    if not issubclass(agent_cls, OffPolicyAgent):
+        return
+    params = constructor_params(agent_cls, AGENT_NOT_KEYS)
+
+    def get(key: str) -> Any:
+        if key in agent:
+            return agent[key]
+        p = params.get(key)
+        return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+    seq_len, overlap, burn_in, size = get("seq_len"), get("overlap"), get("burn_in"), get("buffer_size")
+    if seq_len < 2:
+        raise ConfigError(f"agent.seq_len={seq_len}: stored sequences need at least 2 rows")
+    if overlap >= seq_len:
+        raise ConfigError(f"agent.overlap={overlap} must be smaller than agent.seq_len={seq_len} (consecutive "
+                          f"sequences of one env share overlap rows)")
+    if burn_in >= seq_len and not getattr(core_cls, "bptt_free", False):
+        raise ConfigError(f"agent.burn_in={burn_in} must be smaller than agent.seq_len={seq_len}: the rows after "
+                          f"the burn-in carry the loss")
+    if size < seq_len:
+        raise ConfigError(f"agent.buffer_size={size} must hold at least one sequence of agent.seq_len={seq_len} rows")
+
+
 def _check_rollout(agent_cls: type, agent: dict[str, Any], core_cls: type, env: dict[str, Any],
                    strict_batch: bool = True) -> None:
     """n_steps, seq_len, batch_size and minibatch_seq_len of an on-policy agent against its rollout
@@ -695,13 +747,14 @@ def _check_rollout(agent_cls: type, agent: dict[str, Any], core_cls: type, env: 
 _GYM_PROBES: dict[str, str | None] = {}
 
 
-def probe_gym_env(env_id: Any, kwargs: dict[str, Any], prev_action: bool = False) -> None:
+def probe_gym_env(env_id: Any, kwargs: dict[str, Any], prev_action: bool = False, q_values: bool = False) -> None:
     """Make ONE copy of a Gymnasium id and check that rlmem can encode its observations and act in
-    its action space; any problem becomes a one-line :class:`ConfigError`."""
-    memo = json.dumps([env_id, kwargs, prev_action], sort_keys=True, default=repr)
+    its action space (``q_values``: with a Q head, as DQN does); any problem becomes a one-line
+    :class:`ConfigError`."""
+    memo = json.dumps([env_id, kwargs, prev_action, q_values], sort_keys=True, default=repr)
     if memo not in _GYM_PROBES:
         try:
-            _probe_gym_env(env_id, kwargs, prev_action)
+            _probe_gym_env(env_id, kwargs, prev_action, q_values)
             _GYM_PROBES[memo] = None
         except ConfigError as err:
             _GYM_PROBES[memo] = str(err)
@@ -710,10 +763,10 @@ def probe_gym_env(env_id: Any, kwargs: dict[str, Any], prev_action: bool = False
         raise ConfigError(_GYM_PROBES[memo])
 
 
-def _probe_gym_env(env_id: str, kwargs: dict[str, Any], prev_action: bool) -> None:
+def _probe_gym_env(env_id: str, kwargs: dict[str, Any], prev_action: bool, q_values: bool) -> None:
     import gymnasium
 
-    from rlmem.policy import ActionHead, UnsupportedSpaceError, make_encoder
+    from rlmem.policy import ActionHead, QHead, UnsupportedSpaceError, make_encoder
 
     shown = f"env.id={env_id!r}"
     module, sep, name = env_id.partition(":") if ":" in env_id else ("", "", env_id)
@@ -758,7 +811,7 @@ def _probe_gym_env(env_id: str, kwargs: dict[str, Any], prev_action: bool) -> No
             except UnsupportedSpaceError as err:
                 raise ConfigError(f"{shown} has an observation space rlmem cannot use: {err}") from err
             try:
-                ActionHead(8, action_space)
+                QHead(8, action_space) if q_values else ActionHead(8, action_space)
                 if prev_action:
                     make_encoder(action_space)
             except UnsupportedSpaceError as err:

@@ -19,19 +19,27 @@ from rlmem.checkpoint import load_checkpoint
 
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
 ITERATION = 8 * 32  # env.n_envs x agent.n_steps
+DQN_ITERATION = 4 * 8 * 32  # rounds of agent.train_freq x env.n_envs env steps, at least 1000 env steps
 CASES = {
-    "ppo-gru": ["agent=ppo", "core=gru", "env=repeat-previous", "agent.batch_size=128", "agent.seq_len=16"],
-    "ppo-tmm": ["agent=ppo", "core=tmm", "env=t-maze", "env.corridor=4", "agent.batch_size=128", "core.slots=4"],
-    "a2c-ntm": ["agent=a2c", "core=ntm", "env=memory-copy", "env.length=3", "env.bits=2", "core.memory_size=8",
-                "core.memory_width=8"],
+    "ppo-gru": ["agent=ppo", "core=gru", "env=repeat-previous", "agent.n_steps=32", "agent.batch_size=128",
+                "agent.seq_len=16"],
+    "ppo-tmm": ["agent=ppo", "core=tmm", "env=t-maze", "env.corridor=4", "agent.n_steps=32", "agent.batch_size=128",
+                "core.slots=4"],
+    "a2c-ntm": ["agent=a2c", "core=ntm", "env=memory-copy", "env.length=3", "env.bits=2", "agent.n_steps=32",
+                "core.memory_size=8", "core.memory_width=8"],
+    "dqn-gru": ["agent=dqn", "core=gru", "env=t-maze", "env.corridor=3", "agent.train_freq=32",
+                "agent.learning_starts=256", "agent.buffer_size=4000", "agent.seq_len=8", "agent.overlap=4",
+                "agent.burn_in=2", "agent.target_update_interval=512", "agent.prioritized=true",
+                "agent.save_replay_buffer=true"],
 }
-COMMON = ["env.n_envs=8", "agent.n_steps=32", "core.hidden_size=16", "policy.embed_size=16", "progress=false",
-          "eval_episodes=16", f"checkpoint_every={ITERATION}", "checkpoint_keep=2", "seed=3"]
+STEPS = {case: DQN_ITERATION if case.startswith("dqn") else ITERATION for case in CASES}
+COMMON = ["env.n_envs=8", "core.hidden_size=16", "policy.embed_size=16", "progress=false", "eval_episodes=16",
+          "checkpoint_keep=2", "seed=3"]
 
 
 def command(case: str, run_dir: Path, total: int) -> list[str]:
-    return [sys.executable, "-m", "rlmem.train", *CASES[case], *COMMON, f"total_steps={total}",
-            f"hydra.run.dir={run_dir}"]
+    return [sys.executable, "-m", "rlmem.train", *CASES[case], *COMMON, f"checkpoint_every={STEPS[case]}",
+            f"total_steps={total}", f"hydra.run.dir={run_dir}"]
 
 
 def progress_rows(run_dir: Path) -> list[dict]:
@@ -58,7 +66,8 @@ def assert_same_tensors(a, b, where: str = "") -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_a_run_killed_with_sigkill_and_resumed_ends_bitwise_like_an_uninterrupted_one(case, tmp_path):
-    total = 12 * ITERATION
+    iteration = STEPS[case]
+    total = 12 * iteration
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     out = subprocess.run(command(case, whole, total), cwd=tmp_path, env=ENV, text=True, capture_output=True,
                          timeout=300)
@@ -66,7 +75,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_bitwise_like_an_uninterrupte
 
     proc = subprocess.Popen(command(case, killed, total), cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    target = killed / f"checkpoint_{2 * ITERATION}.pt"
+    target = killed / f"checkpoint_{2 * iteration}.pt"
     deadline = time.monotonic() + 240
     while not target.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -84,6 +93,9 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_bitwise_like_an_uninterrupte
     assert_same_tensors(sa["optimizer"], sb["optimizer"], "optimizer")
     assert_same_tensors(sa["carry"], sb["carry"], "carry")
     assert_same_tensors(a["env"], b["env"], "env")
+    if case.startswith("dqn"):  # the replay buffer (asked for) and the target network come back too
+        assert_same_tensors(sa["replay"], sb["replay"], "replay")
+        assert_same_tensors(sa["target"], sb["target"], "target")
     assert sa["episode_returns"] == sb["episode_returns"] and sa["episodes"] == sb["episodes"]
     assert progress_rows(whole) == progress_rows(killed)  # the log continues, no row twice
     sum_a, sum_b = (json.loads((d / "summary.json").read_text()) for d in (whole, killed))
@@ -95,7 +107,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_bitwise_like_an_uninterrupte
 def test_resume_continues_with_a_larger_step_budget(tmp_path):
     from rlmem.train import train
 
-    args = [*CASES["ppo-gru"], *COMMON, "eval_episodes=0"]
+    args = [*CASES["ppo-gru"], *COMMON, f"checkpoint_every={ITERATION}", "eval_episodes=0"]
     first = train([*args, f"total_steps={2 * ITERATION}"], run_dir=tmp_path / "run")
     assert first["env_steps"] == 2 * ITERATION
     more = train([f"resume={tmp_path / 'run'}", f"total_steps={4 * ITERATION}"])
@@ -109,7 +121,7 @@ def test_resume_continues_with_a_larger_step_budget(tmp_path):
 
 def test_nan_guard_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     good = tmp_path / "run"
-    base = [sys.executable, "-m", "rlmem.train", *CASES["ppo-gru"], *COMMON]
+    base = [sys.executable, "-m", "rlmem.train", *CASES["ppo-gru"], *COMMON, f"checkpoint_every={ITERATION}"]
     out = subprocess.run([*base, f"total_steps={2 * ITERATION}", f"hydra.run.dir={good}"], cwd=tmp_path, env=ENV,
                          text=True, capture_output=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

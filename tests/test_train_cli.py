@@ -102,7 +102,7 @@ def test_module_prefixed_gymnasium_id(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["agent=sac"], "unknown agent 'sac'; valid choices: a2c, ppo"),
+    (["agent=sac"], "unknown agent 'sac'; valid choices: a2c, dqn, ppo"),
     (["core=transformer"], "valid choices: .*gru.*lstm"),
     (["env=maze"], "valid choices: .*t-maze"),
     (["agent.lr=0.1"], "unknown key 'agent.lr'; valid keys of agent: .*learning_rate"),
@@ -121,7 +121,7 @@ def test_bad_names_and_keys_list_the_valid_choices(args, message):
 def test_cli_exits_with_the_message(tmp_path):
     out = cli(["agent=sac"], cwd=tmp_path)
     assert out.returncode == 2
-    assert "valid choices: a2c, ppo" in out.stderr
+    assert "valid choices: a2c, dqn, ppo" in out.stderr
 
 
 def test_bad_values_are_refused_with_a_reason(tmp_path):

@@ -12,9 +12,7 @@ from torch import nn
 
 from ..cores import Core, Extras, State
 from .distributions import ActionHead
-from .encoders import encodable_space, observation_selector
-from .torso import MemoryTorso
-from .tree import to_torch, tree_map
+from .network import RecurrentNetwork, hidden_layer
 
 
 @dataclass
@@ -25,50 +23,29 @@ class PolicyOutput:
     extras: Extras       # core diagnostics [T, B, ...] and optional aux_loss
 
 
-class RecurrentActorCritic(nn.Module):
+class RecurrentActorCritic(RecurrentNetwork):
     """``obs -> torso(core) -> (pi, V)``, time-major, with the core state passed explicitly.
 
-    See :class:`~rlmem.policy.torso.MemoryTorso` for the arguments shared with the torso.
+    See :class:`~rlmem.policy.torso.MemoryTorso` for the arguments shared with the torso;
+    ``head_size`` adds a tanh layer before each head.
     """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  core: str | Core = "gru", core_options: dict[str, Any] | None = None,
                  embed_size: int = 128, prev_action: bool = False, prev_reward: bool = False,
                  head_size: int = 0):
-        super().__init__()
-        self.observation_space, self.action_space = observation_space, action_space
-        # what the constructor needs besides the spaces, as plain data (checkpoints store it)
-        self.init_args = {"core": core if isinstance(core, str) else None,
-                          "core_options": dict(core_options or {}), "embed_size": int(embed_size),
-                          "prev_action": bool(prev_action), "prev_reward": bool(prev_reward),
-                          "head_size": int(head_size)}
-        # the observation without the parts that cannot be encoded (a Dict's Text, ...): what is stored
-        self.encoded_space = encodable_space(observation_space)
-        self._select = observation_selector(observation_space)
-        self.torso = MemoryTorso(self.encoded_space, action_space, core, core_options, embed_size,
-                                 prev_action, prev_reward)
+        super().__init__(observation_space, action_space, core, core_options, embed_size, prev_action,
+                         prev_reward, head_size)
         size = self.torso.output_size
         # Optional hidden layer per head: readouts that combine "what is stored" with "when" (the
         # copy task) need a nonlinearity after the core.
-        self.actor_hidden = _hidden_layer(size, head_size)
-        self.critic_hidden = _hidden_layer(size, head_size)
+        self.actor_hidden = hidden_layer(size, head_size)
+        self.critic_hidden = hidden_layer(size, head_size)
         size = head_size or size
         self.actor = ActionHead(size, action_space)
         self.critic = nn.Linear(size, 1)
         nn.init.orthogonal_(self.critic.weight, 1.0)
         nn.init.zeros_(self.critic.bias)
-
-    @property
-    def core(self) -> Core:
-        return self.torso.core
-
-    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        return self.torso.initial_state(batch_size, device)
-
-    def prepare_obs(self, observation: Any, device: torch.device | str) -> Any:
-        """Observations as the environment gives them (numpy, possibly nested) -> torch tensors on
-        ``device``, without the parts that are not encoded (``encoded_space``)."""
-        return to_torch(observation if self._select is None else self._select(observation), device)
 
     def forward(self, obs: Any, state: State, starts: torch.Tensor,
                 prev_action: torch.Tensor | None = None, prev_reward: torch.Tensor | None = None,
@@ -77,45 +54,8 @@ class RecurrentActorCritic(nn.Module):
         value = self.critic(self.critic_hidden(feats)).squeeze(-1)
         return PolicyOutput(self.actor(self.actor_hidden(feats)), value, state, extras)
 
-    @torch.no_grad()
-    def predict(self, observation: Any, state: State | None = None,
-                episode_start: np.ndarray | None = None, deterministic: bool = False,
-                prev_action: np.ndarray | None = None, prev_reward: np.ndarray | None = None
-                ) -> tuple[np.ndarray, State]:
-        """Stable-Baselines3-style acting on a batch of numpy observations ``[B, ...]``.
+    def act(self, out: PolicyOutput, deterministic: bool) -> torch.Tensor:
+        return out.dist.mode() if deterministic else out.dist.sample()
 
-        ``state`` is opaque: pass back what the previous call returned (None at the start).
-        ``episode_start`` [B] marks rows whose observation begins an episode.
-        """
-        device = next(self.parameters()).device
-        obs = self.prepare_obs(observation, device)
-        batch = _batch_size(obs)
-        if state is None:
-            state = self.initial_state(batch, device)
-            starts = torch.ones(1, batch, dtype=torch.bool, device=device)
-        else:
-            starts = torch.as_tensor(np.zeros(batch, bool) if episode_start is None else episode_start,
-                                     dtype=torch.bool, device=device).reshape(1, batch)
-        out = self(_as_sequence(obs), state, starts, _as_sequence(prev_action, device),
-                   _as_sequence(prev_reward, device))
-        action = out.dist.mode() if deterministic else out.dist.sample()
-        return self.actor.to_env(action[0]), out.state
-
-
-def _hidden_layer(in_size: int, size: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(in_size, size), nn.Tanh()) if size else nn.Identity()
-
-
-def _as_sequence(batch: Any, device: torch.device | None = None) -> Any:
-    """A batch ``[B, ...]`` (numpy or torch, possibly nested) as a one-step sequence ``[1, B, ...]``."""
-    if batch is None:
-        return None
-    if device is not None:
-        batch = to_torch(batch, device)
-    return tree_map(lambda t: t.unsqueeze(0), batch)
-
-
-def _batch_size(obs) -> int:
-    while isinstance(obs, (dict, tuple, list)):
-        obs = next(iter(obs.values())) if isinstance(obs, dict) else obs[0]
-    return int(obs.shape[0])
+    def to_env(self, action: torch.Tensor) -> np.ndarray:
+        return self.actor.to_env(action)
