@@ -666,12 +666,8 @@ def make_builtin_action_space(builtin: dict[str, type], env: dict[str, Any]):
     return make_batched(env["name"], 1, **params).single_action_space
 
 
-def _check_replay(agent_cls: type, agent: dict[str, Any], core_cls: type) -> None:
-    """seq_len, overlap, burn_in and buffer_size of an off-policy agent's sequence replay."""
-    from rlmem.agents import OffPolicyAgent
-
-    if not issubclass(agent_cls, OffPolicyAgent):
-        return
+def agent_values(agent_cls: type, agent: dict[str, Any]):
+    """``get(key)``: the agent section's value of ``key``, else the constructor's default (None if none)."""
     params = constructor_params(agent_cls, AGENT_NOT_KEYS)
 
     def get(key: str) -> Any:
@@ -680,6 +676,16 @@ def _check_replay(agent_cls: type, agent: dict[str, Any], core_cls: type) -> Non
         p = params.get(key)
         return None if p is None or p.default is inspect.Parameter.empty else p.default
 
+    return get
+
+
+def _check_replay(agent_cls: type, agent: dict[str, Any], core_cls: type) -> None:
+    """seq_len, overlap, burn_in and buffer_size of an off-policy agent's sequence replay."""
+    from rlmem.agents import OffPolicyAgent
+
+    if not issubclass(agent_cls, OffPolicyAgent):
+        return
+    get = agent_values(agent_cls, agent)
     seq_len, overlap, burn_in, size = get("seq_len"), get("overlap"), get("burn_in"), get("buffer_size")
     if seq_len < 2:
         raise ConfigError(f"agent.seq_len={seq_len}: stored sequences need at least 2 rows")
@@ -701,14 +707,7 @@ def _check_rollout(agent_cls: type, agent: dict[str, Any], core_cls: type, env: 
 
     if not issubclass(agent_cls, OnPolicyAgent):
         return
-    params = constructor_params(agent_cls, AGENT_NOT_KEYS)
-
-    def get(key: str) -> Any:
-        if key in agent:
-            return agent[key]
-        p = params.get(key)
-        return None if p is None or p.default is inspect.Parameter.empty else p.default
-
+    get = agent_values(agent_cls, agent)
     n_steps, n_envs = get("n_steps"), env["n_envs"]
     seq_len, batch, group = get("seq_len"), get("batch_size"), get("minibatch_seq_len")
     rollout = n_steps * n_envs
