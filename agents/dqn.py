@@ -101,10 +101,10 @@ class DQN(OffPolicyAgent):
     network_class = RecurrentQNetwork
 
     def __init__(self, env: VectorEnv, policy: RecurrentQNetwork, *, buffer_size: int = 100_000,
-                 learning_starts: int = 5000, batch_size: int = 32, learning_rate: float = 5e-4,
-                 gamma: float = 0.99, train_freq: int = 1, gradient_steps: int = 1,
-                 target_update_interval: int = 2000, tau: float = 1.0, exploration_fraction: float = 0.1,
-                 exploration_initial_eps: float = 1.0, exploration_final_eps: float = 0.05,
+                 learning_starts: int = 5000, batch_size: int = 32, learning_rate: float = 1e-3,
+                 gamma: float = 0.99, train_freq: int = 1, gradient_steps: int = 2,
+                 target_update_interval: int = 1000, tau: float = 1.0, exploration_fraction: float = 0.1,
+                 exploration_initial_eps: float = 1.0, exploration_final_eps: float = 0.01,
                  max_grad_norm: float | None = 10.0, seq_len: int = 40, overlap: int = 20, burn_in: int = 10,
                  n_step: int = 5, double_q: bool = True, value_rescale: bool = False, aux_coef: float = 1.0,
                  **kwargs):
@@ -163,7 +163,7 @@ class DQN(OffPolicyAgent):
             return q, extras
         b = self.burn_in
         part = lambda tree, s: None if tree is None else tree_map(lambda v: v[s], tree)  # noqa: E731
-        state = batch["state"]
+        state = batch["state"] if self.stored_state else net.initial_state(batch["reward"].shape[1], self.device)
         if b:
             with torch.no_grad():
                 state = net(part(batch["obs"], slice(0, b)), state, batch["starts"][:b],

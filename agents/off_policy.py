@@ -37,12 +37,16 @@ class OffPolicyAgent(BaseAgent):
             Cores trained without BPTT (``bptt_free``) keep their state at every row and need none.
         prioritized, priority_alpha, priority_beta, priority_eta: prioritized sequence replay.
         save_replay_buffer: checkpoints include the replay buffer (needed for a bitwise resume).
+        stored_state: re-run a sampled sequence from the core state stored with it (R2D2); False
+            starts it from the core's initial state instead (the "zero start state" of R2D2's
+            ablation; cores trained without BPTT always use their stored per-row states).
     """
 
     def __init__(self, env: VectorEnv, policy: RecurrentNetwork, *, learning_rate: float, buffer_size: int,
                  learning_starts: int, batch_size: int, train_freq: int, gradient_steps: int, seq_len: int,
                  overlap: int, burn_in: int, prioritized: bool = False, priority_alpha: float = 0.9,
                  priority_beta: float = 0.6, priority_eta: float = 0.9, save_replay_buffer: bool = False,
+                 stored_state: bool = True,
                  optimizer: str = "adam", lr_schedule: str = "constant", max_grad_norm: float | None = 10.0,
                  seed: int = 0, device: str | torch.device = "cpu"):
         super().__init__(env, policy, learning_rate=learning_rate, optimizer=optimizer, lr_schedule=lr_schedule,
@@ -58,6 +62,7 @@ class OffPolicyAgent(BaseAgent):
         self.learning_starts, self.batch_size = learning_starts, batch_size
         self.train_freq, self.gradient_steps = train_freq, gradient_steps
         self.priority_beta, self.save_replay_buffer = priority_beta, save_replay_buffer
+        self.stored_state = bool(stored_state) or self.per_row_state
         self.buffer = SequenceReplayBuffer(
             policy.encoded_space, env.single_action_space, policy.initial_state(1, self.device), n_envs=self.n_envs,
             capacity=buffer_size, seq_len=seq_len, overlap=overlap, per_row_state=self.per_row_state,

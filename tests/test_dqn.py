@@ -157,3 +157,14 @@ def test_the_cli_path_trains_saves_and_reloads_a_q_network(tmp_path):
     rows = (tmp_path / "progress.csv").read_text().splitlines()
     for column in ("td_loss", "q_mean", "epsilon", "buffer_fill"):
         assert column in rows[0].split(",")
+
+
+def test_without_stored_state_sequences_start_from_the_initial_state():
+    agent = make_agent("repeat-previous", burn_in=0, stored_state=False)
+    agent.learn(256)
+    batch, _, _ = agent.buffer.sample(4, agent.generator)
+    with torch.no_grad():
+        q, _ = agent._run(agent.policy, batch, grad=False)
+        want = agent.policy(batch["obs"], agent.policy.initial_state(4), batch["starts"]).q
+        stored = agent.policy(batch["obs"], batch["state"], batch["starts"]).q
+    assert torch.equal(q, want) and not torch.equal(q, stored)
