@@ -7,6 +7,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from rlmem.envs import make_batched
 from rlmem.policy import ActionHead, RecurrentActorCritic, UnsupportedSpaceError, make_encoder, to_torch, tree_map
 
 T, B = 3, 4
@@ -150,3 +151,45 @@ def test_embed_size_zero_feeds_the_encoded_observation():
     assert policy.torso.core.input_size == 6
     with pytest.raises(ValueError, match="embed_size"):
         RecurrentActorCritic(spaces.MultiBinary(6), spaces.Discrete(2), "gru", {"hidden_size": 8}, embed_size=-1)
+
+
+def test_predict_takes_one_unbatched_observation_or_a_batch():
+    import gymnasium as gym
+
+    import rlmem.envs  # noqa: F401  registers rlmem/... ids
+
+    env = gym.make("rlmem/TMaze-v0", corridor=2)
+    policy = RecurrentActorCritic(env.observation_space, env.action_space, "gru", {"hidden_size": 8}, embed_size=8)
+    obs, _ = env.reset(seed=0)
+    action, state = policy.predict(obs, deterministic=True)
+    assert np.ndim(action) == 0 and env.action_space.contains(int(action))
+    action2, state2 = policy.predict(np.array([obs, obs]), deterministic=True)
+    assert action2.shape == (2,) and action2[0] == action
+    torch.testing.assert_close(state2["h"][:1], state["h"])  # the same up to the rounding of another batch size
+    obs, *_ = env.step(action)
+    again, _ = policy.predict(obs, state, episode_start=False, deterministic=True)
+    assert np.ndim(again) == 0
+    with pytest.raises(ValueError, match="fits neither one observation"):
+        policy.predict(np.zeros((2, 3)))
+
+
+def test_sb3_evaluate_policy_runs_a_loaded_rlmem_policy(tmp_path):
+    import gymnasium as gym
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy as sb3_evaluate
+
+    import rlmem.envs  # noqa: F401
+    from rlmem.agents import PPO, evaluate_policy
+    from rlmem.checkpoint import load_policy, save_checkpoint
+
+    env = make_batched("t-maze", 16, seed=0, corridor=2)
+    torch.manual_seed(0)
+    policy = RecurrentActorCritic(env.single_observation_space, env.single_action_space, "gru", {"hidden_size": 16},
+                                  embed_size=16)
+    PPO(env, policy, n_steps=16, batch_size=64, seq_len=8, learning_rate=3e-3).learn(6000)
+    path = save_checkpoint(tmp_path / "c.pt", policy, "ppo", {"policy": policy.state_dict(), "num_timesteps": 0})
+    loaded = load_policy(path)
+    venv = make_vec_env(lambda: gym.make("rlmem/TMaze-v0", corridor=2), n_envs=4, seed=1)
+    mean, _ = sb3_evaluate(loaded, venv, n_eval_episodes=40, deterministic=True)
+    ours = evaluate_policy(loaded, make_batched("t-maze", 4, seed=1, corridor=2), 40)["return_mean"]
+    assert ours > 0.8 and abs(mean - ours) < 0.15

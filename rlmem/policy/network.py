@@ -69,13 +69,22 @@ class RecurrentNetwork(nn.Module):
                 episode_start: np.ndarray | None = None, deterministic: bool = False,
                 prev_action: np.ndarray | None = None, prev_reward: np.ndarray | None = None
                 ) -> tuple[np.ndarray, State]:
-        """Stable-Baselines3-style acting on a batch of numpy observations ``[B, ...]``.
+        """Stable-Baselines3-style acting: ``observation`` is a batch ``[B, ...]`` (a VecEnv's) or
+        one unbatched observation (``gymnasium.make``'s), which gives one unbatched action.
 
-        ``state`` is opaque: pass back what the previous call returned (None at the start).
-        ``episode_start`` [B] marks rows whose observation begins an episode.
+        ``state`` is opaque: pass back what the previous call returned (None at the start: the
+        core's initial state). ``episode_start`` [B] (or a bool) marks rows whose observation
+        begins an episode; ``prev_action`` / ``prev_reward`` as the observation, for policies that
+        take them. So SB3's ``evaluate_policy(policy, vec_env)`` runs an rlmem policy unchanged.
         """
         device = next(self.parameters()).device
-        obs = self.prepare_obs(observation, device)
+        picked = observation if self._select is None else self._select(observation)
+        single = not is_batched(picked, self.encoded_space)
+        if single:
+            add = lambda tree: None if tree is None else tree_map(lambda v: np.asarray(v)[None], tree)  # noqa: E731
+            picked, prev_action, prev_reward = add(picked), add(prev_action), add(prev_reward)
+            episode_start = None if episode_start is None else np.asarray(episode_start).reshape(1)
+        obs = to_torch(picked, device)
         batch = _batch_size(obs)
         if state is None:
             state = self.initial_state(batch, device)
@@ -85,7 +94,25 @@ class RecurrentNetwork(nn.Module):
                                      dtype=torch.bool, device=device).reshape(1, batch)
         out = self(_as_sequence(obs), state, starts, _as_sequence(prev_action, device),
                    _as_sequence(prev_reward, device))
-        return self.to_env(self.act(out, deterministic)[0]), out.state
+        action = self.to_env(self.act(out, deterministic)[0])
+        return (action[0] if single else action), out.state
+
+
+def is_batched(observation: Any, space: spaces.Space) -> bool:
+    """Whether ``observation`` is a batch of observations of ``space`` (leading dim) or one; a
+    ValueError names the shape expected when it is neither."""
+    if isinstance(space, spaces.Dict):
+        key = next(iter(space.spaces))
+        return is_batched(observation[key], space[key])
+    if isinstance(space, spaces.Tuple):
+        return is_batched(observation[0], space.spaces[0])
+    shape = np.shape(observation)
+    if shape == tuple(space.shape):
+        return False
+    if len(shape) == len(space.shape) + 1 and shape[1:] == tuple(space.shape):
+        return True
+    raise ValueError(f"observation of shape {shape} fits neither one observation of {space} (shape "
+                     f"{tuple(space.shape)}) nor a batch of them (shape (B, {', '.join(map(str, space.shape))}))")
 
 
 def hidden_layer(in_size: int, size: int) -> nn.Module:
