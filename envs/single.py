@@ -27,7 +27,9 @@ class SingleEnv(gymnasium.Env):
 
     def __init__(self, render_mode: str | None = None, **params: Any) -> None:
         if render_mode is not None:
-            raise ValueError(f"render_mode must be None (rendering is not supported), got {render_mode!r}")
+            # a TypeError, as for an env without the argument: Stable-Baselines3's make_vec_env asks
+            # for render_mode="rgb_array" and falls back to gymnasium.make(id) on a TypeError
+            raise TypeError(f"render_mode must be None (rendering is not supported), got {render_mode!r}")
         self.render_mode = None
         self._batched = self.batched_cls(num_envs=1, **params)
         self.observation_space = self._batched.single_observation_space
