@@ -106,6 +106,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         path = newest_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or a legacy pickle
+        raise CheckpointError(f"{path} is not a readable checkpoint: torch.save did not write it "
+                              f"({'the file is empty' if not head else 'it starts with ' + repr(head)})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from .allocator import keep_freed_memory
 from .checkpoint import CheckpointError, load_checkpoint, newest_checkpoint, prune_checkpoints, save_checkpoint
 from .logging import CSVLogger, Logger, MultiLogger, SafeLogger
+from .logging.media import EpisodeMedia
 from .overrides import GROUPS, compose_config
 from .validation import ConfigError, check_command_line, validate_config
 
@@ -80,7 +81,8 @@ def build_logger(cfg: DictConfig, run_dir: Path, run_state: dict[str, Any], resu
     if cfg.logger.tensorboard:
         from .logging.tensorboard_logger import TensorBoardLogger
 
-        loggers.append(SafeLogger(TensorBoardLogger(run_dir / "tb", resume_step=resume_step), "tensorboard"))
+        loggers.append(SafeLogger(TensorBoardLogger(run_dir / "tb", resume_step=resume_step,
+                                                    config=OmegaConf.to_container(cfg, resolve=True)), "tensorboard"))
     if cfg.logger.wandb:
         try:
             from .logging.wandb_logger import WandbLogger
@@ -93,6 +95,33 @@ def build_logger(cfg: DictConfig, run_dir: Path, run_state: dict[str, Any], resu
         except Exception as err:  # noqa: BLE001  a dashboard problem must not stop training
             print(f"warning: wandb logging is off: {err!r}", file=sys.stderr)
     return MultiLogger(loggers)
+
+
+def build_media(cfg: DictConfig, run_dir: Path, seed: int, start: int = 0) -> EpisodeMedia | None:
+    """Pictures of one greedy episode every ``logger.media_every`` env steps (None when 0)."""
+    every = int(cfg.logger.get("media_every", 0) or 0)
+    if every <= 0:
+        return None
+    episode_seed = seed + 2_000_003
+    return EpisodeMedia(lambda: build_env(cfg.env, episode_seed, n_envs=1), run_dir, every, seed=episode_seed,
+                        start=start)
+
+
+def capture_media(media: EpisodeMedia, policy, steps: int, logger: Logger, final: bool = False) -> None:
+    """Record the episode when one is due (``final``: the trained policy's, unless just taken),
+    without touching the run's random streams, and send the pictures drawn so far to ``logger``
+    (``final``: all of them, once drawn). A failure turns pictures off with a warning instead of
+    stopping training."""
+    try:
+        if (media.last != steps) if final else media.due(steps):
+            with torch.random.fork_rng(devices=[]):
+                media.capture(policy, steps)
+        media.publish(logger, steps, wait=final)
+    except Exception as err:  # noqa: BLE001  pictures must never stop training
+        media.every = 0
+        media.pending.clear()
+        media.last = steps
+        print(f"warning: episode pictures are off after an error: {str(err).splitlines()[0][:300]}", file=sys.stderr)
 
 
 def env_state(env) -> dict[str, Any] | None:
@@ -150,6 +179,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
         run_state.update(resume.get("run") or {})
         resume_step = agent.num_timesteps
     logger = build_logger(cfg, run_dir, run_state, resume_step)
+    media = build_media(cfg, run_dir, seed, start=resume_step or 0)
     total = int(cfg.total_steps)
     start = time.perf_counter()
     bar = tqdm(total=total, initial=min(agent.num_timesteps, total), unit="step", unit_scale=True,
@@ -172,6 +202,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
         shown = {"ret": metrics.get("return_mean", math.nan), "fps": metrics["fps"]}
         bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
         logger.log(metrics, steps)
+        if media is not None:
+            capture_media(media, agent_.policy, steps, logger)
         due = (every and steps // every > last_saved // every) or (every_s and time.perf_counter() - last_saved_time >= every_s)
         if due and steps < total:
             save(run_dir / f"checkpoint_{steps}.pt")
@@ -215,6 +247,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
         evaluation = evaluate_policy(agent.policy, eval_env, int(cfg.eval_episodes),
                                      deterministic=bool(cfg.eval_deterministic), seed=seed + 1_000_003)
         eval_env.close()
+    if evaluation:
+        logger.log_evaluation(evaluation, agent.num_timesteps)
+    if media is not None and media.every > 0:
+        capture_media(media, agent.policy, agent.num_timesteps, logger, final=True)  # the trained policy's episode
     steps_here = agent.num_timesteps - (resume_step or 0)
     summary = summarize(
         status="stopped_at_return" if stopped else "finished",
@@ -226,6 +262,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
     logger.log_summary(summary)
     logger.close()
     env.close()
+    if media is not None:
+        media.close()
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print("final: " + json.dumps(summary), flush=True)
     return summary

@@ -5,12 +5,22 @@ from __future__ import annotations
 import warnings
 from typing import Any, Mapping
 
+from pathlib import Path
+
 
 class Logger:
-    """Receives flat ``{name: number}`` metrics every iteration and a summary at the end."""
+    """Receives flat ``{name: number}`` metrics every iteration, pictures now and then, the
+    evaluation and a summary at the end; ``step`` is always the number of env steps."""
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         pass
+
+    def log_images(self, images: Mapping[str, Path], step: int, taken: int | None = None) -> None:
+        """Pictures ``{name: PNG file}`` (e.g. a core's weightings over one episode), logged at
+        ``step``; ``taken``: the env steps at which the episode was recorded (default ``step``)."""
+
+    def log_evaluation(self, evaluation: Mapping[str, float], step: int) -> None:
+        """Results of the evaluation after training (``return_mean``, ``return_std``, ...)."""
 
     def log_summary(self, summary: Mapping[str, Any]) -> None:
         pass
@@ -37,6 +47,12 @@ class SafeLogger(Logger):
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         self._call("log", metrics, step)
 
+    def log_images(self, images: Mapping[str, Path], step: int, taken: int | None = None) -> None:
+        self._call("log_images", images, step, taken)
+
+    def log_evaluation(self, evaluation: Mapping[str, float], step: int) -> None:
+        self._call("log_evaluation", evaluation, step)
+
     def log_summary(self, summary: Mapping[str, Any]) -> None:
         self._call("log_summary", summary)
 
@@ -51,6 +67,14 @@ class MultiLogger(Logger):
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         for lg in self.loggers:
             lg.log(metrics, step)
+
+    def log_images(self, images: Mapping[str, Path], step: int, taken: int | None = None) -> None:
+        for lg in self.loggers:
+            lg.log_images(images, step, taken)
+
+    def log_evaluation(self, evaluation: Mapping[str, float], step: int) -> None:
+        for lg in self.loggers:
+            lg.log_evaluation(evaluation, step)
 
     def log_summary(self, summary: Mapping[str, Any]) -> None:
         for lg in self.loggers:

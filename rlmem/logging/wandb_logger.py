@@ -1,4 +1,5 @@
-"""Weights & Biases: config, metrics and summary; works offline (``WANDB_MODE=offline``)."""
+"""Weights & Biases: config, grouped metrics, pictures, evaluation and summary; works offline
+(``WANDB_MODE=offline``, sync later with ``wandb sync``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+
 from .base import Logger
+from .metric_names import dashboard_metrics, evaluation_metrics
 
 
 class WandbLogger(Logger):
-    """One W&B run per training run.
+    """One W&B run per training run; every value is logged against env steps (W&B's step).
 
     Args:
         config: the run's resolved config, stored with the run.
@@ -31,13 +34,25 @@ class WandbLogger(Logger):
         self.run = wandb.init(project=project, entity=entity, group=group, tags=tags, name=name,
                               config=dict(config), dir=str(run_dir), mode=mode or os.environ.get("WANDB_MODE"),
                               reinit="finish_previous", id=run_id, resume="allow" if resume else None)
+        self.images_at: int | None = None
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self.run.log(dict(metrics), step=step)
+        self.run.log(dashboard_metrics(metrics), step=step)
+
+    def log_images(self, images: Mapping[str, Path], step: int, taken: int | None = None) -> None:
+        caption = f"episode recorded at {step if taken is None else taken} env steps"
+        if self.images_at is not None and step <= self.images_at:
+            step = self.images_at + 1  # one W&B row keeps one picture per name: a second set goes one step on
+        self.images_at = step
+        self.run.log({name: self.wandb.Image(str(path), caption=caption) for name, path in images.items()}, step=step)
+
+    def log_evaluation(self, evaluation: Mapping[str, float], step: int) -> None:
+        metrics = evaluation_metrics(evaluation)
+        self.run.log(metrics, step=step)
+        self.run.summary.update(metrics)
 
     def log_summary(self, summary: Mapping[str, Any]) -> None:
-        for k, v in summary.items():
-            self.run.summary[k] = v
+        self.run.summary.update(dict(summary))
 
     def close(self) -> None:
         self.run.finish()
