@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rlmem-installed
 TORCH ?= torch==2.13.0
 
-.PHONY: setup train test bench clean
+.PHONY: setup train test bench bench-sweep clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/throughput.py
+
+bench-sweep: setup
+	$(BIN)/python benchmarks/sweep_launchers.py
 
 clean:
 	rm -rf $(VENV) outputs multirun build *.egg-info

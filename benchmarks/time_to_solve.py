@@ -8,6 +8,11 @@ each fraction of the optimal return, and the greedy evaluation return at the end
     python benchmarks/time_to_solve.py --summarize multirun/2026-11-23/12-00-00   # an existing sweep
     python benchmarks/time_to_solve.py --cores gru --envs t-maze -- agent.seq_len=32   # extra overrides
 
+A core ``notation:SPEC`` is ``core=notation core.spec=SPEC`` (a built-in spec or a file); such runs are
+labelled by their spec:
+
+    python benchmarks/time_to_solve.py --cores gru,notation:gru_textbook --envs repeat-previous --seeds 0,1,2
+
 The last table has one row per core and one column per env: the median steps to the first fraction
 over the seeds that reached it. ``stop_return=0.95`` among the overrides ends each run once it has
 reached 0.95 of the optimal return of the built-in tasks (1.0), which shortens a sweep.
@@ -33,6 +38,28 @@ def first_crossing(rows: list[dict], target: float) -> tuple[int | None, float |
     return None, None
 
 
+def core_label(run_dir: Path, core: str) -> str:
+    """``notation:SPEC`` for a notation core (its spec read from the run's Hydra config), else the name."""
+    cfg_path = run_dir / ".hydra" / "config.yaml"
+    if core != "notation" or not cfg_path.is_file():
+        return core
+    import yaml
+
+    spec = (yaml.safe_load(cfg_path.read_text()).get("core") or {}).get("spec")
+    return f"notation:{spec}"
+
+
+def core_sweeps(cores: str) -> list[list[str]]:
+    """The overrides of one sweep for the plain cores and one for the notation specs."""
+    names = cores.split(",")
+    plain = [c for c in names if not c.startswith("notation:")]
+    specs = [c.split(":", 1)[1] for c in names if c.startswith("notation:")]
+    sweeps = [[f"core={','.join(plain)}"]] if plain else []
+    if specs:
+        sweeps.append(["core=notation", f"core.spec={','.join(specs)}"])
+    return sweeps
+
+
 def summarize(sweep_dir: Path, fractions: list[float]) -> list[dict]:
     results = []
     for summary_path in sorted(sweep_dir.glob("**/summary.json")):
@@ -42,6 +69,7 @@ def summarize(sweep_dir: Path, fractions: list[float]) -> list[dict]:
         optimal = summary.get("optimal_return") or 1.0
         row = {k: summary[k] for k in ("env", "core", "agent", "seed", "env_steps", "fps", "return_mean",
                                        "eval_return_mean", "wall_s")}
+        row["core"] = core_label(summary_path.parent, row["core"])
         row["run"] = summary_path.parent.name
         for frac in fractions:
             row[f"steps@{frac}"], row[f"time@{frac}"] = first_crossing(rows, frac * optimal)
@@ -100,11 +128,12 @@ def main() -> None:
     sweep_dir = args.summarize
     if sweep_dir is None:
         sweep_dir = args.sweep_dir or Path("multirun") / time.strftime("solve-%Y-%m-%d-%H-%M-%S")
-        cmd = [sys.executable, "-m", "rlmem.train", "-m", f"agent={args.agent}", f"core={args.cores}",
-               f"env={args.envs}", f"seed={args.seeds}", f"total_steps={args.total_steps}", "progress=false",
-               "checkpoint=false", f"hydra.sweep.dir={sweep_dir}", *args.overrides]
-        print("$", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        for cores in core_sweeps(args.cores):
+            cmd = [sys.executable, "-m", "rlmem.train", "-m", f"agent={args.agent}", *cores,
+                   f"env={args.envs}", f"seed={args.seeds}", f"total_steps={args.total_steps}", "progress=false",
+                   "checkpoint=false", f"hydra.sweep.dir={sweep_dir}", *args.overrides]
+            print("$", " ".join(cmd), flush=True)
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     results = summarize(sweep_dir, fractions)
     print_table(results, fractions)
     print_core_table(results, fractions[0])

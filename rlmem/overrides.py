@@ -3,7 +3,9 @@ the valid choices instead of a bare 'not in struct'."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import warnings
 from contextlib import contextmanager
 from importlib import resources
 from typing import Callable, Iterator
@@ -22,6 +24,22 @@ VALUE_FLAGS = frozenset({"--cfg", "-c", "--package", "-p", "--config-path", "-cp
                          "--config-dir", "-cd", "--experimental-rerun"})
 #: ``--info`` takes an optional value from this list.
 INFO_CHOICES = frozenset({"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"})
+
+#: ``hydra/launcher=NAME`` launchers that need packages: NAME -> (their distributions, modules, rlmem extra).
+LAUNCHER_EXTRAS = {
+    "ray": ("hydra-ray-launcher and ray", ("hydra_plugins.hydra_ray_launcher", "ray"), "ray"),
+    "ray_aws": ("hydra-ray-launcher and ray", ("hydra_plugins.hydra_ray_launcher", "ray"), "ray"),
+    "submitit_slurm": ("hydra-submitit-launcher", ("hydra_plugins.hydra_submitit_launcher", "submitit"), "slurm"),
+    "submitit_local": ("hydra-submitit-launcher", ("hydra_plugins.hydra_submitit_launcher", "submitit"), "slurm"),
+    "joblib": ("hydra-joblib-launcher", ("hydra_plugins.hydra_joblib_launcher", "joblib"), None),
+}
+
+# configs/hydra/launcher/{joblib,ray,submitit_slurm,submitit_local}.yaml take the place of the launchers' own
+# configs of those names; Hydra still merges each into that config's schema, and says that matching a
+# schema by name is deprecated.
+warnings.filterwarnings("ignore", category=UserWarning,
+                        message=r"\s*'hydra/launcher/(joblib|ray|submitit_slurm|submitit_local)' is validated against "
+                                r"ConfigStore schema")
 
 
 def group_options(group: str) -> list[str]:
@@ -74,6 +92,26 @@ def is_hydra_key(text: str) -> bool:
     """``hydra.run.dir=...``, ``hydra/launcher=...``: Hydra's own settings, left to Hydra."""
     key = text.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
     return key == "hydra" or key.startswith(("hydra.", "hydra/"))
+
+
+def launcher_problem(text: str) -> str | None:
+    """None unless ``text`` (``hydra/launcher=NAME``) selects a launcher whose package is not
+    installed; then what to install."""
+    key, _, name = text.lstrip("+").partition("=")
+    if key.replace(" ", "") != "hydra/launcher" or name.strip() not in LAUNCHER_EXTRAS:
+        return None
+    packages, modules, extra = LAUNCHER_EXTRAS[name.strip()]
+    if all(_importable(m) for m in modules):
+        return None
+    how = f"pip install 'rlmem[{extra}]'" if extra else "pip install hydra-joblib-launcher (an rlmem dependency)"
+    return f"{text}: the {name.strip()} launcher needs {packages}, not installed here: {how}"
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _one_line(text: str) -> str:

@@ -36,8 +36,8 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
-from .overrides import (GROUPS, check_overrides, composer, is_hydra_key, override_values, parse_override,
-                        split_command_line)
+from .overrides import (GROUPS, check_overrides, composer, is_hydra_key, launcher_problem, override_values,
+                        parse_override, split_command_line)
 
 
 class ConfigError(ValueError):
@@ -45,7 +45,13 @@ class ConfigError(ValueError):
     and what is allowed."""
 
     def __init__(self, message: str):
-        super().__init__(_one_line(message))
+        text = str(message)
+        # a spec error of rlmem.notation ends with its source line and a caret: those lines stay
+        super().__init__(text.strip() if _QUOTED_SOURCE.search(text) else _one_line(text))
+
+
+#: A message that ends in a quoted source line with a caret under it.
+_QUOTED_SOURCE = re.compile(r"\n    .*\n    \s*\^+\s*$")
 
 
 #: A sweep with at most this many jobs has every job checked; a larger one has every value of each
@@ -185,6 +191,9 @@ def check_command_line(args: list[str]) -> None:
     for text in words:
         if is_hydra_key(text):
             multirun |= text.replace(" ", "") in ("hydra.mode=MULTIRUN", "hydra.mode=multirun")
+            problem = launcher_problem(text)
+            if problem:
+                raise ConfigError(problem)
             continue
         try:
             ov = parse_override(text)
@@ -633,6 +642,8 @@ def _check_logger(logger: dict[str, Any]) -> None:
     for key in ("csv", "tensorboard"):
         if key in logger:
             check_value(f"logger.{key}", logger[key], Rule(BOOL))
+    if "media_every" in logger:
+        check_value("logger.media_every", logger["media_every"], Rule(INT, low=0))
     wandb = logger.get("wandb")
     if wandb is None:
         return

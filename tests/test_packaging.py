@@ -31,6 +31,8 @@ def test_wheel_contains_configs_envs_and_agents(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("rlmem/configs/config.yaml", "rlmem/configs/agent/ppo.yaml", "rlmem/configs/core/gru.yaml",
                      "rlmem/configs/env/t-maze.yaml", "rlmem/envs/t_maze.py", "rlmem/agents/ppo.py",
-                     "rlmem/cores/gru.py"):
+                     "rlmem/cores/gru.py", "rlmem/notation/compiler.py", "rlmem/configs/core/specs/gru_textbook.arrow",
+                     "rlmem/configs/hydra/launcher/ray.yaml", "hydra_plugins/rlmem_launcher/ray_launcher.py",
+                     "rlmem/evaluate.py", "rlmem/plot.py", "rlmem/logging/media.py"):
         assert required in names, required
     assert not any(n.startswith(("envs/", "agents/", "configs/")) for n in names)

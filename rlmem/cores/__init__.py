@@ -31,6 +31,7 @@ from . import gru  # noqa: E402,F401  isort: skip
 from . import lstm  # noqa: E402,F401  isort: skip
 from . import ntm  # noqa: E402,F401  isort: skip
 from . import tmm  # noqa: E402,F401  isort: skip
+from . import notation  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "CORES", "Core", "Extras", "InitialState", "State", "StepCore", "allocate_like", "assign_rows",
