@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .errors import Source, Span
-from .syntax import BinOp, Call, Equation, Macro, Neg, Num, Program, Ref, Step, Target, time_name
+from .syntax import BinOp, Call, Equation, Macro, Neg, Num, Program, Ref, Step, Target, refs, time_name
 
 #: Functions of one argument a step may apply; all but softmax act elementwise.
 FUNCTIONS = ("sigmoid", "tanh", "relu", "softmax", "exp")
@@ -407,25 +407,12 @@ def _all_equations(program: Program):
         yield from m.body
 
 
-def _refs(e):
-    if isinstance(e, Ref):
-        yield e
-    elif isinstance(e, BinOp):
-        yield from _refs(e.left)
-        yield from _refs(e.right)
-    elif isinstance(e, Neg):
-        yield from _refs(e.operand)
-    elif isinstance(e, Call):
-        for a in e.args:
-            yield from _refs(a)
-
-
 def _refs_of_equation(eq: Equation):
     for s in eq.sources:
-        yield from _refs(s)
+        yield from refs(s)
     for extra in (eq.target, eq.objective):
         if extra is not None:
-            yield from _refs(extra)
+            yield from refs(extra)
 
 
 def build_graph(program: Program) -> StepGraph:

@@ -22,23 +22,10 @@ import torch
 
 from .errors import Span
 from .parser import parse
-from .syntax import BinOp, Call, Equation, Neg, Num, Program, Ref
+from .syntax import BinOp, Call, Equation, Neg, Num, Program, Ref, refs
 
 _FUNCS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "exp": torch.exp,
           "log": torch.log, "softmax": lambda v: torch.softmax(v, -1)}
-
-
-def _refs(e):
-    if isinstance(e, Ref):
-        yield e
-    elif isinstance(e, BinOp):
-        yield from _refs(e.left)
-        yield from _refs(e.right)
-    elif isinstance(e, Neg):
-        yield from _refs(e.operand)
-    elif isinstance(e, Call):
-        for a in e.args:
-            yield from _refs(a)
 
 
 def _pure(e) -> bool:
@@ -61,7 +48,7 @@ class _Evaluator:
             raise ValueError("evaluate needs at least one recorded sequence in data")
         self.T = next(iter(self.data.values())).shape[0]
         timed = {r.base for eq in program.equations for e in (*eq.sources, eq.target, eq.objective)
-                 if e is not None for r in _refs(e) if r.timed}
+                 if e is not None for r in refs(e) if r.timed}
         timed |= {t.ref.base for eq in program.equations for t in eq.defined() if t.ref.timed}
         self.defs: dict[str, tuple[Equation, object]] = {}
         self.inits: dict[str, tuple[Equation, object]] = {}
@@ -154,21 +141,21 @@ class _Evaluator:
 
     def compute(self, base: str) -> torch.Tensor:
         eq, expr = self.defs[base]
-        own = {r.offset for r in _refs(expr) if r.timed and r.base == base}
+        own = {r.offset for r in refs(expr) if r.timed and r.base == base}
         if 0 in own:
-            ref = next(r for r in _refs(expr) if r.timed and r.base == base and r.offset == 0)
+            ref = next(r for r in refs(expr) if r.timed and r.base == base and r.offset == 0)
             raise self.src.error(f"{base}_t depends on itself at the same step", ref.span)
         if not own:
             return torch.as_tensor(self.expr(expr, self.lookup)).expand_as(self._shape_like())
         if own not in ({1}, {-1}):
             raise self.src.error(f"{base}_t reads itself at more than one other step", eq.span)
         reverse = own == {1}
-        others = {r: self.lookup(r) for r in _refs(expr) if not (r.timed and r.base == base)}
+        others = {r: self.lookup(r) for r in refs(expr) if not (r.timed and r.base == base)}
         like = self._shape_like()
         if reverse:
             carry = self.final[base].to(like) if base in self.final else torch.zeros_like(like[0])
         else:
-            ref = next(r for r in _refs(expr) if r.timed and r.base == base)
+            ref = next(r for r in refs(expr) if r.timed and r.base == base)
             carry = self.initial(base, ref).to(like).expand_as(like[0])
         out = [None] * self.T
         steps = range(self.T - 1, -1, -1) if reverse else range(self.T)

@@ -7,6 +7,7 @@ offset 0; ``h_0`` and ``M_1`` carry a literal subscript (``"0"``, ``"1"``) and n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from .errors import Span
 
@@ -182,3 +183,17 @@ class Program:
     returns: tuple[Ref, ...] | None
     return_span: Span | None
     source: object  # errors.Source
+
+
+def refs(e: object) -> Iterator[Ref]:
+    """Every name reference inside the expression ``e``, left to right."""
+    if isinstance(e, Ref):
+        yield e
+    elif isinstance(e, BinOp):
+        yield from refs(e.left)
+        yield from refs(e.right)
+    elif isinstance(e, Neg):
+        yield from refs(e.operand)
+    elif isinstance(e, Call):
+        for a in e.args:
+            yield from refs(a)
