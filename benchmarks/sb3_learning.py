@@ -41,6 +41,10 @@ def run_one(args: argparse.Namespace, policy_name: str) -> dict:
 
         core = policy_name.split(":", 1)[1]
         policy, kwargs = CorePolicy, {"core": core, "core_options": {"hidden_size": args.hidden}}
+    if args.net_arch is not None:
+        kwargs["net_arch"] = [int(v) for v in args.net_arch.split(",") if v]
+    if args.shared:  # one core for actor and critic, as rlmem's own policies
+        kwargs.update(shared_lstm=True, enable_critic_lstm=False)
     model = RecurrentPPO(policy, venv, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                          learning_rate=args.lr, ent_coef=args.ent_coef, gamma=args.gamma, seed=args.seed,
                          device="cpu", policy_kwargs=kwargs)
@@ -91,6 +95,8 @@ def main() -> None:
     parser.add_argument("--gamma", type=float, default=0.99)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--net-arch", help="hidden sizes of the heads after the core, e.g. 64,64; '' for linear heads")
+    parser.add_argument("--shared", action="store_true", help="one core for actor and critic")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -102,7 +108,9 @@ def main() -> None:
              for p in args.policies.split(",")}
     results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs.values()]
     print(f"{args.env}: n_envs {args.n_envs}, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
-          f"lr {args.lr}, ent {args.ent_coef}, gamma {args.gamma}, hidden {args.hidden}, seed {args.seed}; "
+          f"lr {args.lr}, ent {args.ent_coef}, gamma {args.gamma}, hidden {args.hidden}, seed {args.seed}, "
+          f"heads {'default' if args.net_arch is None else args.net_arch or 'linear'}, "
+          f"{'one shared core' if args.shared else 'separate critic core'}; "
           f"budget {args.minutes} min or {args.steps} steps; policies side by side, one thread each")
     print("| policy | 0.9 at steps (s) | 0.95 at steps (s) | best mean (MMER) | last mean | steps | env-steps/s |")
     print("|---|---|---|---:|---:|---:|---:|")
