@@ -223,6 +223,10 @@ class TokenMemoryMachine(StepCore):
         timing_size: width of each slot's timing vector (even).
         order_gates: learned salience gates whose counts of older slots give each slot its order
             signal; 0 turns the order signal off.
+        order_levels: how many levels the order basis puts a count on. None: one per possible count
+            (0..N+1), so keys and queries grow by ``order_gates * (N + 2)`` per head and the basis
+            with N squared per row; K: K evenly spaced levels from 0 to N + 1, with Gaussian
+            bumps as wide as their spacing (cost linear in N; for many slots).
         max_age: ages stop growing here (they are floats).
     """
 
@@ -233,12 +237,14 @@ class TokenMemoryMachine(StepCore):
                  write: str = "replace_least_surprising", threshold: float = 0.5, tie: float = 1.0,
                  timing: str = "sinusoidal", prediction_weight: float = 1.0, prediction_fraction: float = 0.25,
                  prediction_readout: str = "own", heads: int = 4, timing_size: int = 32, order_gates: int = 2,
-                 max_age: float = 1e6):
+                 order_levels: int | None = None, max_age: float = 1e6):
         super().__init__(input_size, hidden_size)
         _check_choice("surprise", surprise, SURPRISE_MODES)
         _check_choice("write", write, WRITE_MODES)
         _check_choice("timing", timing, tuple(TIMINGS))
         _check_choice("prediction_readout", prediction_readout, PREDICTION_READOUTS)
+        if order_levels is not None and order_levels < 2:
+            raise ValueError(f"tmm needs order_levels >= 2 (or null: one level per count), got {order_levels}")
         if (slots < 1 or heads < 1 or hidden_size % heads or order_gates < 0 or prediction_weight < 0
                 or not 0.0 < prediction_fraction <= 1.0 or tie < 0
                 or timing_size < 2 or timing_size % 2):
@@ -254,7 +260,9 @@ class TokenMemoryMachine(StepCore):
         self.threshold, self.prediction_weight, self.tie = float(threshold), float(prediction_weight), float(tie)
         self.prediction_fraction, self.prediction_readout = float(prediction_fraction), prediction_readout
         self.max_age, self.timing_size, self.order_gates = float(max_age), Dt, G
-        self.order_size = G * (self.slots + 2)  # count basis at 0..N+1 per gate (N slots + the current token)
+        # count basis per gate: levels over the counts 0..N+1 (N slots + the current token)
+        levels = self.slots + 2 if order_levels is None else int(order_levels)
+        self.order_size = G * levels
 
         self.cell = nn.GRUCell(input_size, H)                        # consolidation f(s, x)
         self.slot_extra = nn.Linear(H, Dt + G)                       # r -> [timing vector | salience logits]
@@ -276,8 +284,12 @@ class TokenMemoryMachine(StepCore):
         self.predict = nn.Linear(H, input_size)
         self.init = InitialState({"last_state": (H,)}, learn=True)
         if G:
-            self.register_buffer("order_levels", torch.arange(self.slots + 2, dtype=torch.float32),
-                                 persistent=False)
+            if order_levels is None:
+                grid, self.order_scale = torch.arange(levels, dtype=torch.float32), None
+            else:
+                grid = torch.linspace(0.0, float(self.slots + 1), levels)
+                self.order_scale = (levels - 1) / float(self.slots + 1)  # 1 / the levels' spacing
+            self.register_buffer("order_levels", grid, persistent=False)
         # Fixed random odd multipliers of the tokens' 32-bit words (float64 has two per feature), with
         # which an entry's (s, x) bits are fingerprinted to find repeated entries.
         hashing = torch.Generator().manual_seed(0x7A11)
@@ -556,7 +568,10 @@ class TokenMemoryMachine(StepCore):
         older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, i, j]: j older than i
         salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
         count = older.to(salience.dtype) @ salience                             # [B, E, G]
-        basis = torch.exp(-2.0 * (count.unsqueeze(-1) - self.order_levels).pow(2)).flatten(-2)
+        offset = count.unsqueeze(-1) - self.order_levels
+        if self.order_scale is not None:
+            offset = offset * self.order_scale
+        basis = torch.exp(-2.0 * offset.pow(2)).flatten(-2)
         return torch.cat([entries, tau, basis], dim=-1)
 
     def readout(self, keys: torch.Tensor, query: torch.Tensor, valid: torch.Tensor, for_prediction: bool = False
