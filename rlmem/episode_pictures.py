@@ -186,21 +186,25 @@ def episode_figures(record: EpisodeRecord) -> dict[str, Figure]:
     return figs
 
 
-def figure_file_name(name: str, prefix: str = "") -> str:
-    """``"core/ntm_weights"`` -> ``prefix + "core_ntm_weights.png"``."""
-    return f"{prefix}{name.replace('/', '_')}.png"
+def figure_file_name(name: str, prefix: str = "", suffix: str = "") -> str:
+    """``"core/ntm_weights"`` -> ``prefix + "core_ntm_weights" + suffix + ".png"``."""
+    return f"{prefix}{name.replace('/', '_')}{suffix}.png"
 
 
-def save_figures(figs: dict[str, Figure], directory: str | Path, prefix: str = "", *, close: bool = False,
-                 dpi: int = 100) -> list[Path]:
-    """Write each figure as ``directory / (prefix + name with '/' as '_') .png``; returns the paths.
-    ``close``: clear each figure after writing it (its memory is freed at once)."""
+def save_figures(figs: dict[str, Figure], directory: str | Path, prefix: str = "", *, suffix: str = "",
+                 close: bool = False) -> list[Path]:
+    """Write each figure as ``directory / (prefix + name with '/' as '_' + suffix) .png``, drawn
+    once at its own dpi; returns the paths. ``close``: clear each figure after writing it (its
+    memory is freed at once)."""
+    from PIL import Image
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fig in figs.items():
-        path = directory / figure_file_name(name, prefix)
-        fig.savefig(path, dpi=dpi)
+        path = directory / figure_file_name(name, prefix, suffix)
+        # the canvas's own drawing: savefig would lay out and rasterize the figure a second time
+        Image.fromarray(figure_to_rgb(fig)).save(path, compress_level=1)
         paths.append(path)
         if close:
             fig.clear()

@@ -73,23 +73,27 @@ def build_agent(cfg: DictConfig, env, policy, device: torch.device):
     return AGENTS[name](env, policy, seed=int(cfg.seed), device=device, **params)
 
 
-def build_logger(cfg: DictConfig, run_dir: Path, run_state: dict[str, Any], resume_step: int | None = None) -> Logger:
-    """The run's loggers; ``resume_step`` continues an interrupted run's logs after that step."""
+def build_logger(cfg: DictConfig, run_dir: Path, run_state: dict[str, Any], resume_step: int | None = None,
+                 config: dict[str, Any] | None = None) -> Logger:
+    """The run's loggers; ``resume_step`` continues an interrupted run's logs after that step;
+    ``config``: ``cfg`` resolved to plain data, as the dashboards store it (made here if None)."""
+    if config is None:
+        config = OmegaConf.to_container(cfg, resolve=True)
     loggers: list[Logger] = []
     if cfg.logger.csv:
         loggers.append(SafeLogger(CSVLogger(run_dir / "progress.csv", resume_step=resume_step), "csv"))
     if cfg.logger.tensorboard:
         from .logging.tensorboard_logger import TensorBoardLogger
 
-        loggers.append(SafeLogger(TensorBoardLogger(run_dir / "tb", resume_step=resume_step,
-                                                    config=OmegaConf.to_container(cfg, resolve=True)), "tensorboard"))
+        loggers.append(SafeLogger(TensorBoardLogger(run_dir / "tb", resume_step=resume_step, config=config),
+                                  "tensorboard"))
     if cfg.logger.wandb:
         try:
             from .logging.wandb_logger import WandbLogger
 
             options = OmegaConf.to_container(cfg.logger.wandb, resolve=True)
             run_name = f"{cfg.agent.name}-{cfg.core.name}-{cfg.env.name}-s{cfg.seed}"
-            loggers.append(SafeLogger(WandbLogger(OmegaConf.to_container(cfg, resolve=True), run_dir,
+            loggers.append(SafeLogger(WandbLogger(config, run_dir,
                                                   name=run_name, run_id=run_state["wandb_id"],
                                                   resume=resume_step is not None, **options), "wandb"))
         except Exception as err:  # noqa: BLE001  a dashboard problem must not stop training
@@ -178,7 +182,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
         restore(agent, env, resume, seed)
         run_state.update(resume.get("run") or {})
         resume_step = agent.num_timesteps
-    logger = build_logger(cfg, run_dir, run_state, resume_step)
+    config = OmegaConf.to_container(cfg, resolve=True)  # saved with every checkpoint, stored by the dashboards
+    logger = build_logger(cfg, run_dir, run_state, resume_step, config=config)
     media = build_media(cfg, run_dir, seed, start=resume_step or 0)
     total = int(cfg.total_steps)
     start = time.perf_counter()
@@ -186,7 +191,6 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
                dynamic_ncols=True, disable=not cfg.progress, desc=f"{cfg.agent.name}/{cfg.core.name}/{cfg.env.name}",
                file=sys.stderr)
 
-    config = OmegaConf.to_container(cfg, resolve=True)  # saved with every checkpoint
     every, every_s = int(cfg.checkpoint_every), 60.0 * float(cfg.checkpoint_every_minutes)
     last_saved, last_saved_time = agent.num_timesteps, time.perf_counter()
     stopped = False

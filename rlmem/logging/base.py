@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
-
 from pathlib import Path
+from typing import Any, Mapping
 
 
 class Logger:

@@ -24,19 +24,10 @@ from .base import Logger
 def draw_episode(record, directory: str | Path, steps: int) -> dict[str, Path]:
     """Draw ``record`` and write ``directory/<name>_<steps>.png`` for each picture (``/`` in a
     name becomes ``_``); returns ``{name: path}``. Runs in the drawing process."""
-    from PIL import Image
+    from rlmem.episode_pictures import episode_figures, save_figures
 
-    from rlmem.episode_pictures import episode_figures, figure_to_rgb
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name, fig in episode_figures(record).items():
-        path = directory / f"{name.replace('/', '_')}_{steps}.png"
-        Image.fromarray(figure_to_rgb(fig)).save(path, compress_level=1)  # drawn once, written as drawn
-        fig.clear()
-        paths[name] = path
-    return paths
+    figures = episode_figures(record)
+    return dict(zip(figures, save_figures(figures, directory, suffix=f"_{steps}", close=True)))
 
 
 class EpisodeMedia:

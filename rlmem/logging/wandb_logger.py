@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from .base import Logger
 from .metric_names import dashboard_metrics, evaluation_metrics
 

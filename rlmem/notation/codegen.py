@@ -7,7 +7,7 @@ from __future__ import annotations
 import keyword
 import re
 
-from .graph import StepGraph
+from .graph import StepGraph, reachable
 from .lowering import Lowering, Site, Val
 
 _TORCH_FN = {"sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})", "relu": "torch.relu({})",
@@ -120,19 +120,8 @@ def generate(low: Lowering, graph: StepGraph, outputs: list[Val], nexts: list[Va
             return f"  # {site.operand.label} -> {layers}"
         return ""
 
-    def needed(roots: list[Val]) -> set[int]:
-        keep: set[int] = set()
-        stack = list(roots)
-        while stack:
-            v = stack.pop()
-            if id(v) in keep:
-                continue
-            keep.add(id(v))
-            stack.extend(v.args)
-        return keep
-
-    full = needed(outputs + nexts)
-    out_only = needed(outputs)
+    full = reachable(outputs + nexts)
+    out_only = reachable(outputs)
     pre_lines = [f"{seq_names[id(v)]} = {expr(v, 'pre')}{comment(v)}" for v in vals
                  if v.phase == "pre" and v.kind != "input" and id(v) in full]
     read_in_step = {id(a) for u in vals if u.phase == "step" and id(u) in full for a in u.args}

@@ -445,12 +445,19 @@ def build_graph(program: Program) -> StepGraph:
             eq, tgt = top.defs[("t", s.name)]
             raise src.error(f"{tgt.ref.show()} is a constant; a state is computed from the input or the state",
                             tgt.ref.span)
-    live: set[int] = set()
-    stack = [*outputs, *(s.next for s in states)]
-    while stack:
-        n = stack.pop()
-        if id(n) in live:
-            continue
-        live.add(id(n))
-        stack.extend(n.args)
+    live = reachable([*outputs, *(s.next for s in states)])
     return StepGraph(src, program, b.nodes, b.input, states, outputs, live)
+
+
+def reachable(roots: list) -> set[int]:
+    """The ids of ``roots`` and of every value they read, through ``.args`` (graph nodes or
+    lowered values alike)."""
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        v = stack.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        stack.extend(v.args)
+    return seen
