@@ -54,7 +54,7 @@ from torch import nn
 from .base import Extras, InitialState, StepCore
 from .registry import register_core
 from .state import State
-from .tmm_attention import entry_attention
+from .tmm_layout import GroupedEntries, RowEntries, group_entries, order_basis
 from .tmm_memo import INTEGER_OF_SIZE, ConsolidationMemo
 from .tmm_timing import TIMINGS, make_timing
 
@@ -119,6 +119,14 @@ def row_bits(rows: torch.Tensor) -> torch.Tensor:
     if not rows.is_contiguous() or rows.storage_offset() % per_word:
         rows = rows.clone(memory_format=torch.contiguous_format)
     return rows.view(dtype)
+
+
+def same_rows(table: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, chunk: int = 4096) -> bool:
+    """Whether ``table[index]`` equals ``rows`` [n, D] (integers): compared a chunk of rows at a
+    time, so the gathered rows are still in cache when compared (several times faster than one
+    gather of all of them)."""
+    return all(torch.equal(table.index_select(0, index[i:i + chunk]), rows[i:i + chunk])
+               for i in range(0, index.shape[0], chunk))
 
 
 def token_bits(rows: torch.Tensor) -> torch.Tensor:
@@ -228,6 +236,10 @@ class TokenMemoryMachine(StepCore):
             with N squared per row; K: K evenly spaced levels from 0 to N + 1, with Gaussian
             bumps as wide as their spacing (cost linear in N; for many slots).
         max_age: ages stop growing here (they are floats).
+        group_rows: a training minibatch whose rows come in runs of consecutive steps of one
+            environment (PPO's ``agent.minibatch_seq_len``) is read in groups of this many rows,
+            one table of distinct entries per group (:class:`~rlmem.cores.tmm_layout.GroupedEntries`);
+            rows that share few entries are read row by row. 0: always row by row.
     """
 
     bptt_free = True
@@ -237,7 +249,7 @@ class TokenMemoryMachine(StepCore):
                  write: str = "replace_least_surprising", threshold: float = 0.5, tie: float = 1.0,
                  timing: str = "sinusoidal", prediction_weight: float = 1.0, prediction_fraction: float = 0.25,
                  prediction_readout: str = "own", heads: int = 4, timing_size: int = 32, order_gates: int = 2,
-                 order_levels: int | None = None, max_age: float = 1e6):
+                 order_levels: int | None = None, max_age: float = 1e6, group_rows: int = 16):
         super().__init__(input_size, hidden_size)
         _check_choice("surprise", surprise, SURPRISE_MODES)
         _check_choice("write", write, WRITE_MODES)
@@ -247,19 +259,21 @@ class TokenMemoryMachine(StepCore):
             raise ValueError(f"tmm needs order_levels >= 2 (or null: one level per count), got {order_levels}")
         if (slots < 1 or heads < 1 or hidden_size % heads or order_gates < 0 or prediction_weight < 0
                 or not 0.0 < prediction_fraction <= 1.0 or tie < 0
-                or timing_size < 2 or timing_size % 2):
+                or timing_size < 2 or timing_size % 2 or group_rows < 0):
             raise ValueError(f"tmm needs slots >= 1, heads >= 1 dividing hidden_size, an even timing_size >= 2, "
-                             f"order_gates >= 0, prediction_weight >= 0, 0 < prediction_fraction <= 1 and tie >= 0; "
+                             f"order_gates >= 0, prediction_weight >= 0, 0 < prediction_fraction <= 1, tie >= 0 "
+                             f"and group_rows >= 0; "
                              f"got slots={slots}, heads={heads}, hidden_size={hidden_size}, "
                              f"timing_size={timing_size}, order_gates={order_gates}, "
                              f"prediction_weight={prediction_weight}, prediction_fraction={prediction_fraction}, "
-                             f"tie={tie}")
+                             f"tie={tie}, group_rows={group_rows}")
         H, Dt, G = hidden_size, int(timing_size), int(order_gates)
         self.hidden_size, self.slots, self.heads = H, int(slots), int(heads)
         self.surprise_mode, self.write_mode, self.timing_kind = surprise, write, timing
         self.threshold, self.prediction_weight, self.tie = float(threshold), float(prediction_weight), float(tie)
         self.prediction_fraction, self.prediction_readout = float(prediction_fraction), prediction_readout
         self.max_age, self.timing_size, self.order_gates = float(max_age), Dt, G
+        self.group_rows = int(group_rows)
         # count basis per gate: levels over the counts 0..N+1 (N slots + the current token)
         levels = self.slots + 2 if order_levels is None else int(order_levels)
         self.order_size = G * levels
@@ -381,13 +395,16 @@ class TokenMemoryMachine(StepCore):
         for bit, computed from the bits with integer arithmetic (wrapping sums, exact in any order,
         so a row's key does not depend on the shape of the batch it comes in, as float projections
         do): the sum of the words of ``s`` (:func:`row_bits`), plus the 32-bit words of ``x`` times
-        fixed random odd multipliers, summed. Tokens are often one-hot, so their words are weighted
-        by position; states are dense, and a plain sum, a fraction of the cost of a weighted one,
-        tells them apart. Distinct rows may still share a key: :meth:`consolidate` compares the
+        fixed random odd multipliers (64-bit products, their high half folded onto the low),
+        summed. Tokens are often one-hot, so their words are weighted by position; states are
+        dense, and a plain sum, a fraction of the cost of a weighted one, tells them apart. Distinct rows may still share a key: :meth:`consolidate` compares the
         rows it merges."""
         s_bits, x_bits = row_bits(s), token_bits(x)
-        m = self.hash_multipliers[:x_bits.shape[1]]
-        return s_bits.sum(-1, dtype=torch.int64) + (x_bits * m).sum(-1, dtype=torch.int32)
+        m = self.hash_multipliers[:x_bits.shape[1]].long()
+        # A product's low bits depend only on the factors' low bits, and a float's low bits are often
+        # zero (1.0 is 0x3F800000): the high half of each 64-bit product is folded down onto them.
+        h = x_bits.long() * m
+        return s_bits.sum(-1, dtype=torch.int64) + (h ^ (h >> 32)).sum(-1)
 
     @staticmethod
     def split_collisions(s: torch.Tensor, xs: torch.Tensor, slot_s: torch.Tensor, slot_t: torch.Tensor,
@@ -407,8 +424,7 @@ class TokenMemoryMachine(StepCore):
         checks = [(groups[:, :N].reshape(-1), row_bits(slot_s), row_bits(slot_t))]
         if merge:
             checks.append((groups[:, N], row_bits(last), row_bits(x)))
-        if all(torch.equal(rep_s.index_select(0, g), sb) and torch.equal(rep_x.index_select(0, g), xb)
-               for g, sb, xb in checks):
+        if all(same_rows(rep_s, g, sb) and same_rows(rep_x, g, xb) for g, sb, xb in checks):
             return None
         differs = torch.cat([((rep_s.index_select(0, g) != sb).any(-1) | (rep_x.index_select(0, g) != xb).any(-1))
                              .view(B, -1) for g, sb, xb in checks], dim=1).flatten()
@@ -445,20 +461,23 @@ class TokenMemoryMachine(StepCore):
         # The stored slots consolidated again, and c_t = f(last_state, x_t).
         acting = need_state and not torch.is_grad_enabled()
         recalled = self.memo.recall(self.cell, state["slot_state"], state["slot_x"]) if acting else None
-        if recalled is not None:
-            current = self.cell(x, last)
-            entries = torch.cat([self.recompute_changed(state, *recalled), current.unsqueeze(1)], dim=1)
-            extra = self.slot_extra(entries)
-        else:
-            r, r_extra, index = self.consolidate(state["slot_state"], state["slot_x"], last, x, ~valid.any(dim=-1))
-            entries, extra = gather_rows(r, index), gather_rows(r_extra, index)  # [B, N + 1, H], [B, N + 1, Dt + G]
-            current = gather_rows(r, index[:, N])  # [B, H]; apart: a slice of entries would add a [B, E, H] gradient
         entry_surprise = torch.cat([state["surprise"], surprise.unsqueeze(1)], dim=1)   # [B, N + 1]
         age_now = torch.cat([new_age, torch.zeros_like(age[:, :1])], dim=1)
         valid_now = torch.cat([new_valid & ~written, torch.ones_like(valid[:, :1])], dim=1)
-
-        keys = self.entry_keys(entries, extra, entry_surprise, age_now, valid_now)
-        y, attention = self.readout(keys, current, valid_now)
+        if recalled is not None:
+            current = self.cell(x, last)
+            slots_r = self.recompute_changed(state, *recalled)
+            entries = torch.cat([slots_r, current.unsqueeze(1)], dim=1)
+            layout = RowEntries(self.entry_keys(entries, self.slot_extra(entries), entry_surprise, age_now, valid_now),
+                                valid_now, self.hidden_size + self.timing_size)
+        else:
+            r, r_extra, index = self.consolidate(state["slot_state"], state["slot_x"], last, x, ~valid.any(dim=-1))
+            layout = self.entry_layout(r, r_extra, index, entry_surprise, age_now, valid_now,
+                                       0 if acting else self.group_rows)
+            current = gather_rows(r, index[:, N])  # [B, H]; apart: a slice of entries would add a [B, E, H] gradient
+            if acting:
+                slots_r = gather_rows(r, index[:, :N])
+        y, attention = self.readout(layout, current)
         extras: Extras = {}
         if torch.is_grad_enabled() and self.prediction_weight > 0:
             extras["aux_loss"] = self.prediction_weight * self.prediction_loss(r, r_extra, index[:, :N], x_token, state)
@@ -469,7 +488,7 @@ class TokenMemoryMachine(StepCore):
             if self.prediction_readout == "shared":
                 prediction = self.predict(y)
             else:
-                prediction = self.predict(self.readout(keys, current, valid_now, for_prediction=True)[0])
+                prediction = self.predict(self.readout(layout, current, for_prediction=True)[0])
         new_state = {
             "slot_state": torch.where(written.unsqueeze(-1), last.detach().unsqueeze(1), state["slot_state"]),
             "slot_x": torch.where(written.unsqueeze(-1), x_token.unsqueeze(1), state["slot_x"]),
@@ -481,7 +500,7 @@ class TokenMemoryMachine(StepCore):
         }
         if acting:  # a written slot holds (last_state, x_t), whose consolidation is c_t
             self.memo.remember(new_state["slot_state"], new_state["slot_x"],
-                               torch.where(written.unsqueeze(-1), current.unsqueeze(1), entries[:, :N]))
+                               torch.where(written.unsqueeze(-1), current.unsqueeze(1), slots_r))
         return y, new_state, extras
 
     def diagnostics(self, surprise: torch.Tensor, writes: torch.Tensor, slot: torch.Tensor, written: torch.Tensor,
@@ -534,17 +553,25 @@ class TokenMemoryMachine(StepCore):
         environments and time (shuffled singly, or in runs of consecutive steps, every run then
         still contributing), and the prediction needs far fewer of them than the policy does.
         """
-        rows = slice(None, None, max(1, round(1.0 / self.prediction_fraction)))
+        stride = max(1, round(1.0 / self.prediction_fraction))
+        rows = slice(None, None, stride)
         valid, age, last = state["valid"][rows], state["age"][rows], state["last_state"][rows].detach()
-        slot_index = slot_index[rows]
-        entries = torch.cat([gather_rows(r, slot_index), last.unsqueeze(1)], dim=1)
-        extra = torch.cat([gather_rows(r_extra, slot_index), self.slot_extra(last).unsqueeze(1)], dim=1)
+        slot_index, n = slot_index[rows], last.shape[0]
         # The current entry has age 0, so its surprise (not kept) never enters another entry's order.
         surprise = torch.cat([state["surprise"][rows], torch.zeros_like(age[:, :1])], dim=1)
         ages = torch.cat([age, torch.zeros_like(age[:, :1])], dim=1)
         mask = torch.cat([valid & (age > 0), torch.ones_like(valid[:, :1])], dim=1)
-        y, _ = self.readout(self.entry_keys(entries, extra, surprise, ages, mask), last, mask,
-                            for_prediction=self.prediction_readout == "own")
+        last_extra = self.slot_extra(last)
+        # step t-1's current token c_{t-1} = last_state is one more entry of each row, after the slots
+        index = torch.cat([slot_index, torch.arange(r.shape[0], r.shape[0] + n, device=r.device).unsqueeze(1)], dim=1)
+        layout = self.grouped_layout(torch.cat([r, last]), torch.cat([r_extra, last_extra]), index, surprise, ages,
+                                     mask, self.group_rows // stride)
+        if layout is None:
+            entries = torch.cat([gather_rows(r, slot_index), last.unsqueeze(1)], dim=1)
+            extra = torch.cat([gather_rows(r_extra, slot_index), last_extra.unsqueeze(1)], dim=1)
+            layout = RowEntries(self.entry_keys(entries, extra, surprise, ages, mask), mask,
+                                self.hidden_size + self.timing_size)
+        y, _ = self.readout(layout, last, for_prediction=self.prediction_readout == "own")
         prediction = self.predict(y)
         had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
         err = token_distance(prediction, x[rows])
@@ -568,19 +595,42 @@ class TokenMemoryMachine(StepCore):
         older = (age.unsqueeze(-2) > age.unsqueeze(-1)) & valid.unsqueeze(-2)   # [B, i, j]: j older than i
         salience = torch.sigmoid(salience + self.salience_slope * surprise.unsqueeze(-1))   # [B, E, G]
         count = older.to(salience.dtype) @ salience                             # [B, E, G]
-        offset = count.unsqueeze(-1) - self.order_levels
-        if self.order_scale is not None:
-            offset = offset * self.order_scale
-        basis = torch.exp(-2.0 * offset.pow(2)).flatten(-2)
-        return torch.cat([entries, tau, basis], dim=-1)
+        return torch.cat([entries, tau, order_basis(count, self.order_levels, self.order_scale)], dim=-1)
 
-    def readout(self, keys: torch.Tensor, query: torch.Tensor, valid: torch.Tensor, for_prediction: bool = False
+    def entry_layout(self, r: torch.Tensor, r_extra: torch.Tensor, index: torch.Tensor, surprise: torch.Tensor,
+                     age: torch.Tensor, valid: torch.Tensor, group_rows: int) -> RowEntries | GroupedEntries:
+        """The entries ``index`` [B, E] (long) of the tables ``r`` [U, H] and ``r_extra``
+        [U, Dt + G] (:meth:`consolidate`), with their ``surprise``, ``age`` [B, E] and ``valid``
+        [B, E] (bool), laid out for :meth:`readout`: :meth:`grouped_layout` where it applies, else
+        gathered row by row."""
+        grouped = self.grouped_layout(r, r_extra, index, surprise, age, valid, group_rows)
+        if grouped is not None:
+            return grouped
+        keys = self.entry_keys(gather_rows(r, index), gather_rows(r_extra, index), surprise, age, valid)
+        return RowEntries(keys, valid, self.hidden_size + self.timing_size)
+
+    def grouped_layout(self, r: torch.Tensor, r_extra: torch.Tensor, index: torch.Tensor, surprise: torch.Tensor,
+                       age: torch.Tensor, valid: torch.Tensor, group_rows: int) -> GroupedEntries | None:
+        """As :meth:`entry_layout`, in groups of ``group_rows`` rows, or None where that does not
+        pay or apply: rows that share few entries (a group would hold more than twice a row's
+        entries), too few rows, or a timing signal that is not additive (``rotation``)."""
+        E = index.shape[1]
+        if group_rows < 2 or index.shape[0] < 2 * group_rows or not self.timing.additive:
+            return None
+        groups = group_entries(index, valid, group_rows, max_width=2 * E)
+        if groups is None:
+            return None
+        u, salience = r_extra.split([self.timing_size, self.order_gates], dim=-1)
+        order = (self.salience_slope, self.order_levels, self.order_scale) if self.order_gates else None
+        return GroupedEntries(groups, r, u, salience if self.order_gates else None, age, surprise, valid,
+                              self.timing.age_term, order)
+
+    def readout(self, entries: RowEntries | GroupedEntries, query: torch.Tensor, for_prediction: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attention over E = N + 1 entries (the slots, then the current token).
 
-        ``keys`` [B, E, H + Dt (+ order)] (:meth:`entry_keys`), ``query`` [B, H], ``valid`` [B, E]
-        bool -> (``y`` [B, H], the attention weights [B, heads, E + 1] of every head over the
-        entries and, last, the null entry). With
+        ``entries`` (:meth:`entry_layout`), ``query`` [B, H] -> (``y`` [B, H], the attention
+        weights [B, heads, E + 1] of every head over the entries and, last, the null entry). With
         ``for_prediction`` the query and output maps are the prediction's own
         (``prediction_readout="own"``); keys, values, timing and order are shared.
 
@@ -591,7 +641,7 @@ class TokenMemoryMachine(StepCore):
         the ``r_i`` is mapped to a value: no per-entry key or value tensor is built, and scoring and
         reading are one batched matrix product each over all heads (:func:`entry_attention`).
         """
-        B, E = valid.shape
+        B = query.shape[0]
         H, Dt, heads = self.hidden_size, self.timing_size, self.heads
         d = H // heads
         query_map, out_map = ((self.prediction_query, self.prediction_out) if for_prediction
@@ -600,16 +650,14 @@ class TokenMemoryMachine(StepCore):
         qc = qc.view(B, heads, d)
         # per head, q W_k: [heads, B, d] @ [heads, d, H] (bmm directly: einsum's parsing costs as much at small B)
         q_r = torch.bmm(qc.transpose(0, 1), self.key.weight.view(heads, d, H)).transpose(0, 1)   # [B, heads, H]
-        # One score per entry: content + timing + order, as one product with the keys.
-        q_parts = [q_r / math.sqrt(d), qt.view(B, heads, Dt) / math.sqrt(Dt)]
-        if self.order_gates:
-            q_parts.append(qo.view(B, heads, self.order_size))
+        # One score per entry: content + timing + order.
+        q_order = qo.view(B, heads, self.order_size) if self.order_gates else None
         null_k, null_v = self.null_key_value.view(2, heads, d)
         # The key bias adds qc . b_k to every entry's score; the null score takes it off instead.
         null_score = (qc * (null_k - self.key.bias.view(heads, d))).sum(-1, keepdim=True) / math.sqrt(d)
         # mixed: sum_i w_i [r_i | tau_i] per head
-        mixed, weights = entry_attention(torch.cat(q_parts, dim=-1), keys, valid, null_score, H + Dt)
-        w_null = weights[..., E:]
+        mixed, weights, w_null = entries.attend(q_r / math.sqrt(d), qt.view(B, heads, Dt) / math.sqrt(Dt), q_order,
+                                                null_score)
         mixed, read_timing = mixed.split([H, Dt], dim=-1)
         read = (torch.bmm(mixed.transpose(0, 1), self.value.weight.view(heads, d, H).transpose(1, 2)).transpose(0, 1)
                 + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)

@@ -42,12 +42,24 @@ class Timing(nn.Module):
     def forward(self, u: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    #: whether the signal is ``u + e(age)`` (:meth:`age_term`)
+    additive = False
+
+    def age_term(self, age: torch.Tensor) -> torch.Tensor:
+        """``e(age)`` [..., D] of an additive signal."""
+        raise NotImplementedError
+
 
 class SinusoidalTiming(Timing):
     """``u + sin/cos(age * w_k)``: parameter-free; distinguishes ages at every scale up to ~10^4."""
 
     def forward(self, u: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
         return u + sinusoidal_embedding(age, self.size)
+
+    additive = True
+
+    def age_term(self, age: torch.Tensor) -> torch.Tensor:
+        return sinusoidal_embedding(age, self.size)
 
 
 def age_bucket(age: torch.Tensor, exact: int = 16, per_octave: int = 4, buckets: int = 64) -> torch.Tensor:
@@ -73,7 +85,12 @@ class LearnedTiming(Timing):
             self.table.weight.copy_(sinusoidal_embedding(first_age, size))
 
     def forward(self, u: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
-        return u + self.table(age_bucket(age, self.exact, self.per_octave, self.buckets))
+        return u + self.age_term(age)
+
+    additive = True
+
+    def age_term(self, age: torch.Tensor) -> torch.Tensor:
+        return self.table(age_bucket(age, self.exact, self.per_octave, self.buckets))
 
 
 class RotationTiming(Timing):
