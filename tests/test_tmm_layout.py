@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rlmem.cores import make_core
-from rlmem.cores.tmm_layout import group_entries, older_salient_count, order_basis, order_scores
+from rlmem.cores.tmm_layout import group_entries, older_salient_count, order_basis, order_read, order_scores
 
 
 def runs_minibatch(core, n_envs: int = 6, steps: int = 48, run: int = 16, reset_at: int = 20):
@@ -38,7 +38,8 @@ def readout_results(core, st, xs, group_rows):
 
 
 @pytest.mark.parametrize("options", [{}, {"order_gates": 0}, {"timing": "learned"}, {"order_levels": 6},
-                                     {"prediction_readout": "shared"}])
+                                     {"prediction_readout": "shared"}, {"order_read": True},
+                                     {"order_read": True, "order_levels": 6}])
 def test_grouped_readout_equals_the_row_by_row_readout(options):
     torch.manual_seed(0)
     core = make_core("tmm", input_size=4, hidden_size=32, slots=32, **options)
@@ -106,21 +107,27 @@ def test_older_salient_count_sums_the_strictly_older_valid_entries():
     torch.testing.assert_close(grad, expected_grad)
 
 
+def assert_same_values_and_gradients(out, expected, inputs):
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad((out * g).sum(), inputs)
+    expected_grads = torch.autograd.grad((expected * g).sum(), inputs)
+    for a, b in zip(grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("levels,scale", [(12, None), (6, 5 / 11.0)])
-def test_windowed_order_scores_equal_the_whole_basis(levels, scale):
+def test_windowed_order_scores_and_reads_equal_the_whole_basis(levels, scale):
     torch.manual_seed(3)
     B, h, P, G = 4, 3, 7, 2
     grid = torch.arange(levels).float() if scale is None else torch.linspace(0.0, 11.0, levels)
     count = (torch.rand(B, P, G) * 12.5 - 0.5).requires_grad_(True)   # beyond both ends too
     q = torch.randn(B, h, G * levels, requires_grad=True)
-    scores = order_scores(q, count, levels, scale)
-    expected = q @ order_basis(count, grid, scale).transpose(1, 2)
-    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-6)
-    g = torch.randn_like(scores)
-    grads = torch.autograd.grad((scores * g).sum(), (q, count))
-    expected_grads = torch.autograd.grad((expected * g).sum(), (q, count))
-    for a, b in zip(grads, expected_grads):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert_same_values_and_gradients(order_scores(q, count, levels, scale),
+                                     q @ order_basis(count, grid, scale).transpose(1, 2), (q, count))
+    w = torch.softmax(torch.randn(B, h, P), dim=-1).requires_grad_(True)
+    assert_same_values_and_gradients(order_read(w, count, levels, scale), w @ order_basis(count, grid, scale),
+                                     (w, count))
 
 
 def test_one_hot_tokens_with_the_same_state_get_different_fingerprints():
@@ -149,3 +156,12 @@ def test_ppo_minibatches_of_runs_are_read_in_groups():
     # per minibatch the policy's readout, then the prediction's (whose rows may share too little early on)
     assert len(used) == 4 and all(layout is not None for layout in used[0::2])
     assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+def test_order_read_gives_the_readout_the_counts_and_is_off_by_default():
+    plain = make_core("tmm", input_size=4, hidden_size=32, slots=8)
+    reading = make_core("tmm", input_size=4, hidden_size=32, slots=8, order_read=True)
+    assert reading.out.in_features == plain.out.in_features + 4 * reading.order_size
+    no_order = make_core("tmm", input_size=4, hidden_size=32, slots=8, order_gates=0, order_read=True)
+    assert not no_order.order_read and no_order.out.in_features == make_core(
+        "tmm", input_size=4, hidden_size=32, slots=8, order_gates=0).out.in_features

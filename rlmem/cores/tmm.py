@@ -236,6 +236,9 @@ class TokenMemoryMachine(StepCore):
             with N squared per row; K: K evenly spaced levels from 0 to N + 1, with Gaussian
             bumps as wide as their spacing (cost linear in N; for many slots).
         max_age: ages stop growing here (they are floats).
+        order_read: the readouts also read the order basis of the entries they attend to (a head
+            that reads the current token then gets the counts of salient older entries, e.g. how
+            many cards of a colour have been dealt); off: the order signal only scores.
         group_rows: a training minibatch whose rows come in runs of consecutive steps of one
             environment (PPO's ``agent.minibatch_seq_len``) is read in groups of this many rows,
             one table of distinct entries per group (:class:`~rlmem.cores.tmm_layout.GroupedEntries`);
@@ -249,7 +252,8 @@ class TokenMemoryMachine(StepCore):
                  write: str = "replace_least_surprising", threshold: float = 0.5, tie: float = 1.0,
                  timing: str = "sinusoidal", prediction_weight: float = 1.0, prediction_fraction: float = 0.25,
                  prediction_readout: str = "own", heads: int = 4, timing_size: int = 32, order_gates: int = 2,
-                 order_levels: int | None = None, max_age: float = 1e6, group_rows: int = 16):
+                 order_levels: int | None = None, max_age: float = 1e6, group_rows: int = 16,
+                 order_read: bool = False):
         super().__init__(input_size, hidden_size)
         _check_choice("surprise", surprise, SURPRISE_MODES)
         _check_choice("write", write, WRITE_MODES)
@@ -273,7 +277,7 @@ class TokenMemoryMachine(StepCore):
         self.threshold, self.prediction_weight, self.tie = float(threshold), float(prediction_weight), float(tie)
         self.prediction_fraction, self.prediction_readout = float(prediction_fraction), prediction_readout
         self.max_age, self.timing_size, self.order_gates = float(max_age), Dt, G
-        self.group_rows = int(group_rows)
+        self.group_rows, self.order_read = int(group_rows), bool(order_read) and G > 0
         # count basis per gate: levels over the counts 0..N+1 (N slots + the current token)
         levels = self.slots + 2 if order_levels is None else int(order_levels)
         self.order_size = G * levels
@@ -286,12 +290,13 @@ class TokenMemoryMachine(StepCore):
                 self.slot_extra.bias[Dt:].fill_(-SALIENCE_SLOPE * SALIENT_SURPRISE)
         self.timing = make_timing(timing, Dt)
         # per head: [content query | timing query | order query]
-        query_size, read_size = H + self.heads * (Dt + self.order_size), 2 * H + self.heads * Dt
+        query_size = H + self.heads * (Dt + self.order_size)
+        read_size = 2 * H + self.heads * (Dt + (self.order_size if self.order_read else 0))
         self.query = nn.Linear(H, query_size)
         self.key = nn.Linear(H, H)
         self.value = nn.Linear(H, H)
         self.null_key_value = nn.Parameter(torch.zeros(2 * H))      # always readable: "nothing stored fits"
-        self.out = nn.Linear(read_size, H)                           # [query | read | read timing] -> y
+        self.out = nn.Linear(read_size, H)                           # [query | read | read timing (| order)] -> y
         if prediction_readout == "own":  # the prediction's own query and output over the same entries
             self.prediction_query = nn.Linear(H, query_size)
             self.prediction_out = nn.Linear(read_size, H)
@@ -469,7 +474,7 @@ class TokenMemoryMachine(StepCore):
             slots_r = self.recompute_changed(state, *recalled)
             entries = torch.cat([slots_r, current.unsqueeze(1)], dim=1)
             layout = RowEntries(self.entry_keys(entries, self.slot_extra(entries), entry_surprise, age_now, valid_now),
-                                valid_now, self.hidden_size + self.timing_size)
+                                valid_now, self.read_width)
         else:
             r, r_extra, index = self.consolidate(state["slot_state"], state["slot_x"], last, x, ~valid.any(dim=-1))
             layout = self.entry_layout(r, r_extra, index, entry_surprise, age_now, valid_now,
@@ -569,8 +574,7 @@ class TokenMemoryMachine(StepCore):
         if layout is None:
             entries = torch.cat([gather_rows(r, slot_index), last.unsqueeze(1)], dim=1)
             extra = torch.cat([gather_rows(r_extra, slot_index), last_extra.unsqueeze(1)], dim=1)
-            layout = RowEntries(self.entry_keys(entries, extra, surprise, ages, mask), mask,
-                                self.hidden_size + self.timing_size)
+            layout = RowEntries(self.entry_keys(entries, extra, surprise, ages, mask), mask, self.read_width)
         y, _ = self.readout(layout, last, for_prediction=self.prediction_readout == "own")
         prediction = self.predict(y)
         had_memory = valid.any(dim=-1).float()  # rows where step t-1 belongs to this episode
@@ -607,7 +611,7 @@ class TokenMemoryMachine(StepCore):
         if grouped is not None:
             return grouped
         keys = self.entry_keys(gather_rows(r, index), gather_rows(r_extra, index), surprise, age, valid)
-        return RowEntries(keys, valid, self.hidden_size + self.timing_size)
+        return RowEntries(keys, valid, self.read_width)
 
     def grouped_layout(self, r: torch.Tensor, r_extra: torch.Tensor, index: torch.Tensor, surprise: torch.Tensor,
                        age: torch.Tensor, valid: torch.Tensor, group_rows: int) -> GroupedEntries | None:
@@ -623,7 +627,12 @@ class TokenMemoryMachine(StepCore):
         u, salience = r_extra.split([self.timing_size, self.order_gates], dim=-1)
         order = (self.salience_slope, self.order_levels, self.order_scale) if self.order_gates else None
         return GroupedEntries(groups, r, u, salience if self.order_gates else None, age, surprise, valid,
-                              self.timing.age_term, order)
+                              self.timing.age_term, order, self.order_read)
+
+    @property
+    def read_width(self) -> int:
+        """How many of an entry's key features a readout reads: ``[r | tau (| order basis)]``."""
+        return self.hidden_size + self.timing_size + (self.order_size if self.order_read else 0)
 
     def readout(self, entries: RowEntries | GroupedEntries, query: torch.Tensor, for_prediction: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -658,10 +667,10 @@ class TokenMemoryMachine(StepCore):
         # mixed: sum_i w_i [r_i | tau_i] per head
         mixed, weights, w_null = entries.attend(q_r / math.sqrt(d), qt.view(B, heads, Dt) / math.sqrt(Dt), q_order,
                                                 null_score)
-        mixed, read_timing = mixed.split([H, Dt], dim=-1)
+        mixed, read_timing = mixed[..., :H], mixed[..., H:].flatten(-2)   # the timing (and order) read
         read = (torch.bmm(mixed.transpose(0, 1), self.value.weight.view(heads, d, H).transpose(1, 2)).transpose(0, 1)
                 + (1.0 - w_null) * self.value.bias.view(heads, d) + w_null * null_v)
-        y = torch.tanh(out_map(torch.cat([query, read.flatten(-2), read_timing.flatten(-2)], dim=-1)))
+        y = torch.tanh(out_map(torch.cat([query, read.flatten(-2), read_timing], dim=-1)))
         return y, weights
 
 

@@ -43,12 +43,9 @@ def order_basis(count: torch.Tensor, levels: torch.Tensor, scale: float | None) 
 ORDER_WINDOW = 3
 
 
-def order_scores(q_order: torch.Tensor, count: torch.Tensor, levels: int, scale: float | None) -> torch.Tensor:
-    """The order term of the scores, ``q_order . order_basis(count)``, from the few levels near each
-    count: ``q_order`` [B, h, G * L], ``count`` [B, P, G] -> [B, h, P]. Equal to the product with the
-    whole basis up to float rounding, at a cost of ``2 ORDER_WINDOW`` levels instead of ``L``."""
-    B, heads = q_order.shape[:2]
-    P, G = count.shape[1:]
+def nearest_levels(count: torch.Tensor, levels: int, scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``2 ORDER_WINDOW`` levels nearest each count of ``count`` [B, P, G] and the bumps there:
+    (``level`` [B, G, P * K] long, ``bump`` [B, G, P * K]), ``order_basis`` without its near-zero rest."""
     position = count * scale if scale is not None else count                      # in level spacings
     with torch.no_grad():
         nearest = torch.arange(1 - ORDER_WINDOW, ORDER_WINDOW + 1, device=count.device, dtype=torch.long)
@@ -56,12 +53,33 @@ def order_scores(q_order: torch.Tensor, count: torch.Tensor, levels: int, scale:
         inside = (level >= 0) & (level < levels)
         level = level.clamp(0, levels - 1)
     bump = torch.exp(-2.0 * (position.unsqueeze(-1) - level.to(position.dtype)).pow(2)) * inside
-    K = level.shape[-1]
+    B, P, G, K = level.shape
+    return level.permute(0, 2, 1, 3).reshape(B, G, P * K), bump.permute(0, 2, 1, 3).reshape(B, G, P * K)
+
+
+def order_scores(q_order: torch.Tensor, count: torch.Tensor, levels: int, scale: float | None) -> torch.Tensor:
+    """The order term of the scores, ``q_order . order_basis(count)``, from the few levels near each
+    count: ``q_order`` [B, h, G * L], ``count`` [B, P, G] -> [B, h, P]. Equal to the product with the
+    whole basis up to float rounding, at a cost of ``2 ORDER_WINDOW`` levels instead of ``L``."""
+    B, heads = q_order.shape[:2]
+    P, G = count.shape[1:]
+    level, bump = nearest_levels(count, levels, scale)
     # q_order's value at each (entry, gate, level), for every head: a gather over the levels
-    q = q_order.view(B, heads, G, levels)
-    at = level.permute(0, 2, 1, 3).reshape(B, 1, G, P * K).expand(B, heads, G, P * K)
-    picked = q.gather(3, at).view(B, heads, G, P, K)
-    return (picked * bump.permute(0, 2, 1, 3).unsqueeze(1)).sum(dim=(2, 4))
+    picked = q_order.view(B, heads, G, levels).gather(3, level.unsqueeze(1).expand(B, heads, G, level.shape[-1]))
+    return (picked * bump.unsqueeze(1)).view(B, heads, G, P, -1).sum(dim=(2, 4))
+
+
+def order_read(weights: torch.Tensor, count: torch.Tensor, levels: int, scale: float | None) -> torch.Tensor:
+    """What attention ``weights`` [B, h, P] read of the entries' order basis: ``weights @
+    order_basis(count)`` -> [B, h, G * L], from the levels near each count (see :func:`order_scores`)."""
+    B, heads, P = weights.shape
+    G = count.shape[-1]
+    level, bump = nearest_levels(count, levels, scale)
+    K = level.shape[-1] // P
+    spread = weights.unsqueeze(2).unsqueeze(-1) * bump.view(B, 1, G, P, K)       # [B, h, G, P, K]
+    out = weights.new_zeros(B, heads, G, levels)
+    out = out.scatter_add(3, level.unsqueeze(1).expand(B, heads, G, P * K), spread.reshape(B, heads, G, P * K))
+    return out.flatten(-2)
 
 
 def older_salient_count(age: torch.Tensor, valid: torch.Tensor, salience: torch.Tensor) -> torch.Tensor:
@@ -166,10 +184,12 @@ class GroupedEntries:
         age, surprise: [B, E] of the entries; ``valid`` [B, E] bool.
         age_table: ``ages [A] -> e(ages) [A, Dt]``, the additive part of the timing signal.
         order: None, or (salience slope [G], levels [L], scale) for the order basis.
+        read_order: the mixed entries include the order basis (``[r | tau | order]``).
     """
 
     def __init__(self, groups: EntryGroups, r: torch.Tensor, u: torch.Tensor, salience_logit: torch.Tensor | None,
-                 age: torch.Tensor, surprise: torch.Tensor, valid: torch.Tensor, age_table, order=None):
+                 age: torch.Tensor, surprise: torch.Tensor, valid: torch.Tensor, age_table, order=None,
+                 read_order: bool = False):
         B, E = valid.shape
         self.groups, self.rows, self.entries = groups, B, E
         table = groups.table
@@ -183,7 +203,7 @@ class GroupedEntries:
         self.age_id[self.valid.flatten()] = age_id
         self.age_id = self.age_id.view(B, groups.width)
         self.age_embedding = age_table(ages)                                          # [A, Dt]
-        self.order = None
+        self.order, self.read_order = None, read_order and order is not None
         if order is not None:
             slope, levels, scale = order
             group_of_row = torch.arange(B, device=age.device) // groups.size
@@ -222,7 +242,8 @@ class GroupedEntries:
         mixed = self._by_row(torch.bmm(self._by_group(w), self.keys), heads)              # [B, h, H + Dt]
         by_age = torch.zeros_like(at_age).scatter_add(2, age_id, w)
         timing = mixed[..., -Dt:] + by_age @ self.age_embedding
-        mixed = torch.cat([mixed[..., :-Dt], timing], dim=-1)
+        parts = [mixed[..., :-Dt], timing] + ([order_read(w, *self.order)] if self.read_order else [])
+        mixed = torch.cat(parts, dim=-1)
         return mixed, self.entry_weights(weights.detach()), weights[..., P:]
 
     def entry_weights(self, weights: torch.Tensor) -> torch.Tensor:
