@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rlmem.runs import read_progress  # noqa: E402
+from rlmem.runs import find_run_dirs, read_progress  # noqa: E402
+from rlmem.validation import ConfigError  # noqa: E402
 
 TASKS = ("RepeatPreviousMedium", "RepeatPreviousHard", "CountRecallEasy", "CountRecallMedium", "AutoencodeEasy")
 #: POPGym's paper (PPO, 15M steps; a third-party copy of its table, approximate): (GRU, best of its 13 models)
@@ -112,10 +113,10 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra overrides for every run (after --)")
     args = parser.parse_args()
     if args.summarize:
-        dirs = sorted({p.parent for d in args.summarize for p in [d / "progress.csv", *d.glob("*/progress.csv")]
-                       if p.exists()})
-        if not dirs:
-            sys.exit(f"error: no run directory (with a progress.csv) under {', '.join(map(str, args.summarize))}")
+        try:
+            dirs = find_run_dirs(args.summarize)
+        except ConfigError as err:
+            sys.exit(f"error: {err}")
         print_tables([(label_of(d), summarize_run(d)) for d in dirs])
         return
     out = args.out or ROOT / "outputs" / "popgym_suite" / time.strftime("%Y-%m-%d_%H-%M-%S")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rlmem.cores import make_core
-from rlmem.cores.tmm_layout import group_entries, older_salient_count, order_basis, order_read, order_scores
+from rlmem.cores.tmm_layout import (group_entries, nearest_levels, older_salient_count, order_basis, order_read,
+                                    order_scores)
 
 
 def runs_minibatch(core, n_envs: int = 6, steps: int = 48, run: int = 16, reset_at: int = 20):
@@ -45,14 +46,14 @@ def test_grouped_readout_equals_the_row_by_row_readout(options):
     core = make_core("tmm", input_size=4, hidden_size=32, slots=32, **options)
     st, xs = runs_minibatch(core)
     calls = []
-    grouped = core.grouped_layout
+    grouped = core.entry_groups
 
     def spy(*args):
         out = grouped(*args)
         calls.append(out is not None)
         return out
 
-    core.grouped_layout = spy
+    core.entry_groups = spy
     y1, ex1, gx1, gp1 = readout_results(core, st, xs, group_rows=16)
     assert calls == [True, True]  # the policy's readout and the prediction's
     calls.clear()
@@ -81,7 +82,7 @@ def test_shuffled_rows_and_rotation_timing_are_read_row_by_row():
     assert group_entries(index[shuffled], valid[shuffled], 16, max_width=2 * index.shape[1]) is None
     rotation = make_core("tmm", input_size=4, hidden_size=32, slots=32, timing="rotation")
     age = torch.zeros(index.shape, dtype=torch.float32)
-    assert rotation.grouped_layout(r, extra, index, age, age, valid, 16) is None
+    assert rotation.entry_groups(index, valid, 16) is None
 
 
 def test_a_row_holding_one_entry_twice_is_read_row_by_row():
@@ -123,10 +124,11 @@ def test_windowed_order_scores_and_reads_equal_the_whole_basis(levels, scale):
     grid = torch.arange(levels).float() if scale is None else torch.linspace(0.0, 11.0, levels)
     count = (torch.rand(B, P, G) * 12.5 - 0.5).requires_grad_(True)   # beyond both ends too
     q = torch.randn(B, h, G * levels, requires_grad=True)
-    assert_same_values_and_gradients(order_scores(q, count, levels, scale),
+    assert_same_values_and_gradients(order_scores(q, *nearest_levels(count, levels, scale)),
                                      q @ order_basis(count, grid, scale).transpose(1, 2), (q, count))
     w = torch.softmax(torch.randn(B, h, P), dim=-1).requires_grad_(True)
-    assert_same_values_and_gradients(order_read(w, count, levels, scale), w @ order_basis(count, grid, scale),
+    assert_same_values_and_gradients(order_read(w, *nearest_levels(count, levels, scale), levels),
+                                     w @ order_basis(count, grid, scale),
                                      (w, count))
 
 
@@ -150,8 +152,8 @@ def test_ppo_minibatches_of_runs_are_read_in_groups():
     agent = build_agent(cfg, env, policy, torch.device("cpu"))
     agent.collect_rollout()
     used = []
-    grouped = policy.core.grouped_layout
-    policy.core.grouped_layout = lambda *args: used.append(grouped(*args)) or used[-1]
+    grouped = policy.core.entry_groups
+    policy.core.entry_groups = lambda *args: used.append(grouped(*args)) or used[-1]
     metrics = agent.update()
     # per minibatch the policy's readout, then the prediction's (whose rows may share too little early on)
     assert len(used) == 4 and all(layout is not None for layout in used[0::2])

@@ -54,7 +54,7 @@ from torch import nn
 from .base import Extras, InitialState, StepCore
 from .registry import register_core
 from .state import State
-from .tmm_layout import GroupedEntries, RowEntries, group_entries, order_basis
+from .tmm_layout import EntryGroups, GroupedEntries, RowEntries, group_entries, order_basis, sorted_unique
 from .tmm_memo import INTEGER_OF_SIZE, ConsolidationMemo
 from .tmm_timing import TIMINGS, make_timing
 
@@ -158,11 +158,7 @@ def distinct_rows(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Group rows by a key per row: ``keys`` [n] -> (``first`` [u], the first row of each group, in
     the order of the groups' keys; ``inverse`` [n], each row's group), ``keys[first][inverse] ==
     keys``. The order depends on the keys, not on how the rows were ordered."""
-    if keys.device.type == "cpu":  # numpy's sort is several times faster than torch's on CPU
-        unique, inverse = np.unique(keys.numpy(), return_inverse=True)
-        inverse = torch.from_numpy(inverse.reshape(-1).astype(np.int64, copy=False))
-    else:
-        unique, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    unique, inverse = sorted_unique(keys)
     return first_rows(inverse, unique.shape[0]), inverse
 
 
@@ -402,8 +398,8 @@ class TokenMemoryMachine(StepCore):
         do): the sum of the words of ``s`` (:func:`row_bits`), plus the 32-bit words of ``x`` times
         fixed random odd multipliers (64-bit products, their high half folded onto the low),
         summed. Tokens are often one-hot, so their words are weighted by position; states are
-        dense, and a plain sum, a fraction of the cost of a weighted one, tells them apart. Distinct rows may still share a key: :meth:`consolidate` compares the
-        rows it merges."""
+        dense, and a plain sum, a fraction of the cost of a weighted one, tells them apart.
+        Distinct rows may still share a key: :meth:`consolidate` compares the rows it merges."""
         s_bits, x_bits = row_bits(s), token_bits(x)
         m = self.hash_multipliers[:x_bits.shape[1]].long()
         # A product's low bits depend only on the factors' low bits, and a float's low bits are often
@@ -569,9 +565,11 @@ class TokenMemoryMachine(StepCore):
         last_extra = self.slot_extra(last)
         # step t-1's current token c_{t-1} = last_state is one more entry of each row, after the slots
         index = torch.cat([slot_index, torch.arange(r.shape[0], r.shape[0] + n, device=r.device).unsqueeze(1)], dim=1)
-        layout = self.grouped_layout(torch.cat([r, last]), torch.cat([r_extra, last_extra]), index, surprise, ages,
-                                     mask, self.group_rows // stride)
-        if layout is None:
+        groups = self.entry_groups(index, mask, self.group_rows // stride)
+        if groups is not None:
+            layout = self.grouped_entries(groups, torch.cat([r, last]), torch.cat([r_extra, last_extra]), surprise,
+                                          ages, mask)
+        else:
             entries = torch.cat([gather_rows(r, slot_index), last.unsqueeze(1)], dim=1)
             extra = torch.cat([gather_rows(r_extra, slot_index), last_extra.unsqueeze(1)], dim=1)
             layout = RowEntries(self.entry_keys(entries, extra, surprise, ages, mask), mask, self.read_width)
@@ -605,25 +603,26 @@ class TokenMemoryMachine(StepCore):
                      age: torch.Tensor, valid: torch.Tensor, group_rows: int) -> RowEntries | GroupedEntries:
         """The entries ``index`` [B, E] (long) of the tables ``r`` [U, H] and ``r_extra``
         [U, Dt + G] (:meth:`consolidate`), with their ``surprise``, ``age`` [B, E] and ``valid``
-        [B, E] (bool), laid out for :meth:`readout`: :meth:`grouped_layout` where it applies, else
-        gathered row by row."""
-        grouped = self.grouped_layout(r, r_extra, index, surprise, age, valid, group_rows)
-        if grouped is not None:
-            return grouped
+        [B, E] (bool), laid out for :meth:`readout`: in groups (:meth:`entry_groups`) where that
+        applies, else gathered row by row."""
+        groups = self.entry_groups(index, valid, group_rows)
+        if groups is not None:
+            return self.grouped_entries(groups, r, r_extra, surprise, age, valid)
         keys = self.entry_keys(gather_rows(r, index), gather_rows(r_extra, index), surprise, age, valid)
         return RowEntries(keys, valid, self.read_width)
 
-    def grouped_layout(self, r: torch.Tensor, r_extra: torch.Tensor, index: torch.Tensor, surprise: torch.Tensor,
-                       age: torch.Tensor, valid: torch.Tensor, group_rows: int) -> GroupedEntries | None:
-        """As :meth:`entry_layout`, in groups of ``group_rows`` rows, or None where that does not
-        pay or apply: rows that share few entries (a group would hold more than twice a row's
+    def entry_groups(self, index: torch.Tensor, valid: torch.Tensor, group_rows: int) -> EntryGroups | None:
+        """The entries ``index`` [B, E] (``valid`` [B, E]) in groups of ``group_rows`` rows
+        (:func:`~rlmem.cores.tmm_layout.group_entries`), or None where reading them so does not pay
+        or apply: rows that share few entries (a group would hold more than twice a row's
         entries), too few rows, or a timing signal that is not additive (``rotation``)."""
-        E = index.shape[1]
         if group_rows < 2 or index.shape[0] < 2 * group_rows or not self.timing.additive:
             return None
-        groups = group_entries(index, valid, group_rows, max_width=2 * E)
-        if groups is None:
-            return None
+        return group_entries(index, valid, group_rows, max_width=2 * index.shape[1])
+
+    def grouped_entries(self, groups: EntryGroups, r: torch.Tensor, r_extra: torch.Tensor, surprise: torch.Tensor,
+                        age: torch.Tensor, valid: torch.Tensor) -> GroupedEntries:
+        """The layout of :meth:`entry_layout` for ``groups`` (:meth:`entry_groups`)."""
         u, salience = r_extra.split([self.timing_size, self.order_gates], dim=-1)
         order = (self.salience_slope, self.order_levels, self.order_scale) if self.order_gates else None
         return GroupedEntries(groups, r, u, salience if self.order_gates else None, age, surprise, valid,

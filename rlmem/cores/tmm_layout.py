@@ -29,6 +29,15 @@ import torch
 from .tmm_attention import entry_attention
 
 
+def sorted_unique(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(keys, sorted=True, return_inverse=True)`` for a 1-D integer ``keys`` [n]:
+    (``unique`` [u], ``inverse`` [n] long), through numpy's sort on CPU (several times faster)."""
+    if keys.device.type == "cpu":
+        unique, inverse = np.unique(keys.numpy(), return_inverse=True)
+        return torch.from_numpy(unique), torch.from_numpy(inverse.reshape(-1).astype(np.int64, copy=False))
+    return torch.unique(keys, sorted=True, return_inverse=True)
+
+
 def order_basis(count: torch.Tensor, levels: torch.Tensor, scale: float | None) -> torch.Tensor:
     """Order counts ``count`` [..., G] on Gaussian bumps at ``levels`` [L] (as wide as their spacing
     times ``scale``, or unit spacing with None) -> [..., G * L]."""
@@ -57,25 +66,25 @@ def nearest_levels(count: torch.Tensor, levels: int, scale: float | None) -> tup
     return level.permute(0, 2, 1, 3).reshape(B, G, P * K), bump.permute(0, 2, 1, 3).reshape(B, G, P * K)
 
 
-def order_scores(q_order: torch.Tensor, count: torch.Tensor, levels: int, scale: float | None) -> torch.Tensor:
+def order_scores(q_order: torch.Tensor, level: torch.Tensor, bump: torch.Tensor) -> torch.Tensor:
     """The order term of the scores, ``q_order . order_basis(count)``, from the few levels near each
-    count: ``q_order`` [B, h, G * L], ``count`` [B, P, G] -> [B, h, P]. Equal to the product with the
-    whole basis up to float rounding, at a cost of ``2 ORDER_WINDOW`` levels instead of ``L``."""
+    count (``level``, ``bump`` [B, G, P * K] of :func:`nearest_levels`): ``q_order`` [B, h, G * L]
+    -> [B, h, P]. Equal to the product with the whole basis up to float rounding, at a cost of
+    ``2 ORDER_WINDOW`` levels instead of ``L``."""
     B, heads = q_order.shape[:2]
-    P, G = count.shape[1:]
-    level, bump = nearest_levels(count, levels, scale)
+    G = level.shape[1]
+    levels = q_order.shape[-1] // G
     # q_order's value at each (entry, gate, level), for every head: a gather over the levels
     picked = q_order.view(B, heads, G, levels).gather(3, level.unsqueeze(1).expand(B, heads, G, level.shape[-1]))
-    return (picked * bump.unsqueeze(1)).view(B, heads, G, P, -1).sum(dim=(2, 4))
+    return (picked * bump.unsqueeze(1)).view(B, heads, G, -1, 2 * ORDER_WINDOW).sum(dim=(2, 4))
 
 
-def order_read(weights: torch.Tensor, count: torch.Tensor, levels: int, scale: float | None) -> torch.Tensor:
+def order_read(weights: torch.Tensor, level: torch.Tensor, bump: torch.Tensor, levels: int) -> torch.Tensor:
     """What attention ``weights`` [B, h, P] read of the entries' order basis: ``weights @
-    order_basis(count)`` -> [B, h, G * L], from the levels near each count (see :func:`order_scores`)."""
+    order_basis(count)`` -> [B, h, G * L], from the levels near each count (``level``, ``bump`` of
+    :func:`nearest_levels`; see :func:`order_scores`)."""
     B, heads, P = weights.shape
-    G = count.shape[-1]
-    level, bump = nearest_levels(count, levels, scale)
-    K = level.shape[-1] // P
+    G, K = level.shape[1], 2 * ORDER_WINDOW
     spread = weights.unsqueeze(2).unsqueeze(-1) * bump.view(B, 1, G, P, K)       # [B, h, G, P, K]
     out = weights.new_zeros(B, heads, G, levels)
     out = out.scatter_add(3, level.unsqueeze(1).expand(B, heads, G, P * K), spread.reshape(B, heads, G, P * K))
@@ -152,11 +161,7 @@ def group_entries(index: torch.Tensor, valid: torch.Tensor, size: int, max_width
     U = int(index.max()) + 1
     group = row // size
     keys = group * U + index[row, entry]
-    if keys.device.type == "cpu":  # numpy's sort is several times faster than torch's on CPU
-        unique, inverse = np.unique(keys.numpy(), return_inverse=True)
-        unique, inverse = torch.from_numpy(unique), torch.from_numpy(inverse.reshape(-1).astype(np.int64, copy=False))
-    else:
-        unique, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+    unique, inverse = sorted_unique(keys)
     if 2 * unique.shape[0] > keys.shape[0]:
         return None
     group_of = unique // U
@@ -210,7 +215,7 @@ class GroupedEntries:
             logit = salience_logit.index_select(0, table.flatten()).view(*table.shape, -1)[group_of_row]  # [B, P, G]
             salience = torch.sigmoid(logit + slope * groups.per_row(surprise, B).unsqueeze(-1))
             count = older_salient_count(age_p, self.valid, salience)
-            self.order = (count, levels.shape[0], scale)
+            self.order = (*nearest_levels(count, levels.shape[0], scale), levels.shape[0])  # level, bump, L
 
     def _by_group(self, x: torch.Tensor) -> torch.Tensor:
         """[B, h, D] -> [G, S h, D] (rows padded to whole groups)."""
@@ -235,7 +240,7 @@ class GroupedEntries:
         age_id = self.age_id.unsqueeze(1).expand(B, heads, P)
         scores = scores + at_age.gather(2, age_id)
         if q_order is not None:
-            scores = scores + order_scores(q_order, *self.order)
+            scores = scores + order_scores(q_order, *self.order[:2])
         scores = scores.masked_fill(~self.valid.unsqueeze(1), -math.inf)
         weights = torch.softmax(torch.cat([scores, null_score], dim=-1), dim=-1)          # [B, h, P + 1]
         w = weights[..., :P]
