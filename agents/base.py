@@ -131,6 +131,9 @@ class BaseAgent:
 
     #: the network class an agent trains; checkpoints record its name (``rlmem.policy.NETWORKS``)
     network_class: ClassVar[type[nn.Module]] = RecurrentActorCritic
+    #: keys of the agent's config that shape the network it trains: ``rlmem.train`` passes them to
+    #: ``network_class`` instead of the agent (DQN's ``dueling``)
+    network_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, env: VectorEnv, policy: nn.Module, *, learning_rate: float, optimizer: str = "adam",
                  lr_schedule: str = "constant", max_grad_norm: float | None = None, seed: int = 0,

@@ -99,6 +99,7 @@ class DQN(OffPolicyAgent):
     """
 
     network_class = RecurrentQNetwork
+    network_options = ("dueling",)
 
     def __init__(self, env: VectorEnv, policy: RecurrentQNetwork, *, buffer_size: int = 100_000,
                  learning_starts: int = 5000, batch_size: int = 32, learning_rate: float = 1e-3,
@@ -152,13 +153,16 @@ class DQN(OffPolicyAgent):
         prev = (batch.get("prev_action"), batch.get("prev_reward"))
         if self.per_row_state:  # every row from its own stored state, all rows in one step
             L, N = batch["reward"].shape
-            flat = lambda v: v.reshape(1, L * N, *v.shape[2:])  # noqa: E731
-            state = {k: v.reshape(L * N, *v.shape[2:]) for k, v in batch["state"].items()}
+            # sequence-major rows: each sequence's L consecutive steps stay together, so a core that
+            # reads runs of steps together (tmm's grouped readout) can
+            flat = lambda v: v.transpose(0, 1).reshape(1, N * L, *v.shape[2:])  # noqa: E731
+            state = {k: v.transpose(0, 1).reshape(N * L, *v.shape[2:]) for k, v in batch["state"].items()}
             with torch.set_grad_enabled(grad):
                 out = net(tree_map(flat, batch["obs"]), state, flat(batch["starts"]),
                           *(None if p is None else tree_map(flat, p) for p in prev), need_state=False)
-            q = out.q.reshape(L, N, -1)
-            extras = {k: v.reshape(L, N, *v.shape[2:]) if v.dim() >= 2 and v.shape[:2] == (1, L * N) else v
+            unflat = lambda v: v.reshape(N, L, *v.shape[2:]).transpose(0, 1)  # noqa: E731
+            q = unflat(out.q)
+            extras = {k: unflat(v) if v.dim() >= 2 and v.shape[:2] == (1, N * L) else v
                       for k, v in out.extras.items()}
             return q, extras
         b = self.burn_in

@@ -56,11 +56,16 @@ def build_env(env_cfg: DictConfig, seed: int, n_envs: int | None = None):
 
 
 def policy_kwargs(cfg: DictConfig, env) -> dict[str, Any]:
+    """Arguments of the agent's ``network_class``: the policy and core sections, and the agent's
+    ``network_options`` (DQN's ``dueling``)."""
+    from rlmem.agents import AGENTS
+
     core = OmegaConf.to_container(cfg.core, resolve=True)
+    options = {k: cfg.agent[k] for k in AGENTS[cfg.agent.name].network_options if k in cfg.agent}
     return {"observation_space": env.single_observation_space, "action_space": env.single_action_space,
             "core": core.pop("name"), "core_options": core, "embed_size": int(cfg.policy.embed_size),
             "prev_action": bool(cfg.policy.prev_action), "prev_reward": bool(cfg.policy.prev_reward),
-            "head_size": int(cfg.policy.head_size)}
+            "head_size": int(cfg.policy.head_size), **options}
 
 
 def build_agent(cfg: DictConfig, env, policy, device: torch.device):
@@ -70,6 +75,8 @@ def build_agent(cfg: DictConfig, env, policy, device: torch.device):
     name = params.pop("name")
     if name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; valid agents: {', '.join(sorted(AGENTS))}")
+    for key in AGENTS[name].network_options:  # the network's, given to it by policy_kwargs
+        params.pop(key, None)
     return AGENTS[name](env, policy, seed=int(cfg.seed), device=device, **params)
 
 

@@ -536,7 +536,10 @@ def _check_agent(agent: dict[str, Any]) -> tuple[type, dict[str, Any]]:
     if name not in AGENTS:
         raise ConfigError(f"agent.name must be one of {', '.join(sorted(AGENTS))}, got {_show(name)}")
     cls = AGENTS[name]
-    _check_section("agent", f"agent {name}", agent, constructor_params(cls, AGENT_NOT_KEYS), AGENT_RULES)
+    params = constructor_params(cls, AGENT_NOT_KEYS)
+    network = inspect.signature(cls.network_class.__init__).parameters
+    params.update({k: network[k] for k in cls.network_options})
+    _check_section("agent", f"agent {name}", agent, params, AGENT_RULES)
     return cls, agent
 
 

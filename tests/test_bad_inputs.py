@@ -52,6 +52,7 @@ BAD_INPUTS = [
      r"agent\.batch_size=8192 is larger than the rollout .* = 4096 steps; use at most 4096"),
     ("seq_len-not-dividing", ["agent.seq_len=7"],
      r"agent\.n_steps=64 must be a multiple of agent\.seq_len=7.*: .*8, 16"),
+    ("dqn-dueling", ["agent=dqn", "agent.dueling=maybe"], r"agent\.dueling must be true or false, got 'maybe'"),
     ("gamma", ["agent.gamma=1.5"], r"agent\.gamma must be a number in \[0, 1\], got 1\.5"),
     ("learning_rate-negative", ["agent.learning_rate=-1"], r"agent\.learning_rate must be a finite number > 0, got -1"),
     ("learning_rate-abc", ["agent.learning_rate=abc"], r"agent\.learning_rate must be a finite number > 0, got 'abc'"),

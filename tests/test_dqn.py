@@ -121,6 +121,37 @@ def test_one_update_for_every_core_with_branched_multibinary_actions(core):
     assert actions.shape == (4, 3) and set(np.unique(actions)) <= {0, 1}
 
 
+def test_a_dueling_head_shares_one_state_value_across_branches():
+    from gymnasium import spaces
+
+    torch.manual_seed(0)
+    net = RecurrentQNetwork(spaces.MultiBinary(4), spaces.MultiDiscrete([3, 2, 5]), "gru", {"hidden_size": 8},
+                            embed_size=8, dueling=True)
+    feats = torch.randn(5, 7, 8)
+    q, value = net.q_head(feats), net.q_head.value(feats)
+    for part in net.q_head.split(q):                   # every branch's mean over its actions is V(s)
+        torch.testing.assert_close(part.mean(-1, keepdim=True), value, rtol=0, atol=1e-6)
+    # the advantages are the linear map's outputs, each branch centred: differences between actions stay
+    adv = net.q_head.split(net.q_head.linear(feats))
+    for part, a in zip(net.q_head.split(q), adv):
+        torch.testing.assert_close(part - part[..., :1], a - a[..., :1], rtol=0, atol=1e-6)
+    assert net.init_args["dueling"] is True
+    assert RecurrentQNetwork(spaces.MultiBinary(4), spaces.Discrete(3), "gru", {"hidden_size": 8}).q_head.value is None
+
+
+def test_rows_of_a_bptt_free_core_are_each_run_from_their_own_stored_state():
+    agent = make_agent("memory-copy", "tmm", env_kw={"length": 2, "bits": 3}, learning_starts=32)
+    agent.learn(300)
+    batch, _, _ = agent.buffer.sample(3, agent.generator)
+    with torch.no_grad():
+        q, _ = agent._run(agent.policy, batch, grad=False)                      # [L, N, A]
+        L, N = q.shape[:2]
+        for l, n in [(0, 0), (1, 2), (L - 1, 1), (L // 2, 0)]:
+            state = {k: v[l, n:n + 1] for k, v in batch["state"].items()}
+            one = agent.policy(batch["obs"][l:l + 1, n:n + 1], state, batch["starts"][l:l + 1, n:n + 1]).q
+            torch.testing.assert_close(q[l, n], one[0, 0], rtol=1e-5, atol=1e-6)
+
+
 def test_a_box_action_space_is_refused_with_its_name():
     from gymnasium import spaces
 
@@ -150,10 +181,11 @@ def test_the_cli_path_trains_saves_and_reloads_a_q_network(tmp_path):
     summary = train(["agent=dqn", "core=lstm", "env=repeat-previous", "env.n_envs=8", "total_steps=2000",
                      "agent.learning_starts=200", "agent.seq_len=8", "agent.overlap=4", "agent.burn_in=2",
                      "agent.train_freq=4", "core.hidden_size=16", "policy.embed_size=16", "eval_episodes=4",
-                     "progress=false"], run_dir=tmp_path)
+                     "agent.dueling=true", "progress=false"], run_dir=tmp_path)
     assert summary["agent"] == "dqn" and summary["env_steps"] >= 2000 and summary["eval_episodes"] == 4
     policy = load_policy(tmp_path)
     assert isinstance(policy, RecurrentQNetwork)
+    assert policy.init_args["dueling"] and policy.q_head.value is not None   # a network option, rebuilt
     rows = (tmp_path / "progress.csv").read_text().splitlines()
     for column in ("td_loss", "q_mean", "epsilon", "buffer_fill"):
         assert column in rows[0].split(",")

@@ -4,6 +4,11 @@ Discrete actions get one head of ``n`` values. MultiDiscrete and MultiBinary act
 (one head per dimension, as in action branching, Tavakoli et al. 2018): dimension ``d`` has
 ``nvec[d]`` values (2 for a bit), its greedy choice is its own argmax, and each dimension is
 trained on its own TD error. Other action spaces are refused with the space named.
+
+With ``dueling`` (Wang et al. 2016; for branches, Tavakoli et al.'s BDQ) one state value is shared by
+every branch and each branch adds its centred advantages, ``Q_d(s, a) = V(s) + A_d(s, a) -
+mean_a' A_d(s, a')``: when a reward sums over the dimensions (memory-copy's bits), every branch
+then learns only its own dimension's effect instead of the whole return again.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ class QOutput:
 class QHead(nn.Module):
     """Linear map from core features to the Q values of each action dimension ("branch")."""
 
-    def __init__(self, in_size: int, space: spaces.Space):
+    def __init__(self, in_size: int, space: spaces.Space, dueling: bool = False):
         super().__init__()
         if isinstance(space, spaces.Discrete):
             self.branches, self.start, self.vector = [int(space.n)], np.array([int(space.start)]), False
@@ -45,9 +50,15 @@ class QHead(nn.Module):
                 f"MultiBinary actions (Q-learning has no argmax over a continuous Box; use agent=ppo)")
         self.space = space
         self.linear = nn.Linear(in_size, sum(self.branches))
+        self.value = nn.Linear(in_size, 1) if dueling else None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.linear(features)
+        """Q values ``[..., sum(branches)]`` of features ``[..., F]``."""
+        q = self.linear(features)
+        if self.value is None:
+            return q
+        centred = [a - a.mean(dim=-1, keepdim=True) for a in self.split(q)]
+        return self.value(features) + torch.cat(centred, dim=-1)
 
     def split(self, q: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return q.split(self.branches, dim=-1)
@@ -93,13 +104,14 @@ class RecurrentQNetwork(RecurrentNetwork):
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space,
                  core: str | Core = "gru", core_options: dict[str, Any] | None = None,
                  embed_size: int = 128, prev_action: bool = False, prev_reward: bool = False,
-                 head_size: int = 0):
+                 head_size: int = 0, dueling: bool = False):
         QHead(1, action_space)  # refuse an unsupported action space before building the core
         super().__init__(observation_space, action_space, core, core_options, embed_size, prev_action,
                          prev_reward, head_size)
+        self.init_args["dueling"] = bool(dueling)
         size = self.torso.output_size
         self.q_hidden = hidden_layer(size, head_size)
-        self.q_head = QHead(head_size or size, action_space)
+        self.q_head = QHead(head_size or size, action_space, dueling=bool(dueling))
 
     def forward(self, obs: Any, state: State, starts: torch.Tensor,
                 prev_action: torch.Tensor | None = None, prev_reward: torch.Tensor | None = None,
