@@ -8,6 +8,8 @@ env, run side by side (one process each, one torch thread each) so that both see
 Prints, per policy: env steps and seconds until the mean return of the last 100 episodes first
 reached 0.9 and 0.95 of ``--optimal``, the best such mean (POPGym's MMER), the last one, the steps
 taken and env-steps/s. ``--one POLICY`` runs a single policy (used by the side-by-side runner).
+Adam's eps is each policy's own default (CorePolicy's 1e-8, SB3's 1e-5 for ``MlpLstmPolicy``)
+unless ``--adam-eps`` sets it for all.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def run_one(args: argparse.Namespace, policy_name: str) -> dict:
         kwargs["net_arch"] = [int(v) for v in args.net_arch.split(",") if v]
     if args.shared:  # one core for actor and critic, as rlmem's own policies
         kwargs.update(shared_lstm=True, enable_critic_lstm=False)
+    if args.adam_eps is not None:
+        kwargs["optimizer_kwargs"] = {"eps": args.adam_eps}
     model = RecurrentPPO(policy, venv, n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs,
                          learning_rate=args.lr, ent_coef=args.ent_coef, gamma=args.gamma, seed=args.seed,
                          device="cpu", policy_kwargs=kwargs)
@@ -67,7 +71,7 @@ def run_one(args: argparse.Namespace, policy_name: str) -> dict:
                     out["reached"][str(t)] = (self.num_timesteps, time.perf_counter() - start)
 
         def _on_rollout_start(self) -> None:
-            if time.perf_counter() - start > 60 * args.minutes:
+            if time.perf_counter() - start > 60 * args.minutes or (args.stop and len(out["reached"]) == 2):
                 raise TimeoutError
 
     try:
@@ -97,12 +101,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--net-arch", help="hidden sizes of the heads after the core, e.g. 64,64; '' for linear heads")
     parser.add_argument("--shared", action="store_true", help="one core for actor and critic")
+    parser.add_argument("--adam-eps", type=float, help="Adam's eps for every policy (default: each policy's own: "
+                        "CorePolicy 1e-8, MlpLstmPolicy SB3's 1e-5)")
+    parser.add_argument("--stop", action="store_true", help="stop a policy once it reaches 0.95 of --optimal")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args, args.one)))
         return
-    forwarded = [a for a in sys.argv[1:] if not a.startswith("--policies")]
+    forwarded, argv = [], iter(sys.argv[1:])
+    for a in argv:  # all but --policies (given as "--policies X" or "--policies=X")
+        if a == "--policies":
+            next(argv, None)
+        elif not a.startswith("--policies="):
+            forwarded.append(a)
     procs = {p: subprocess.Popen([sys.executable, __file__, *forwarded, "--one", p], stdout=subprocess.PIPE, text=True,
                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
              for p in args.policies.split(",")}
@@ -110,7 +122,8 @@ def main() -> None:
     print(f"{args.env}: n_envs {args.n_envs}, n_steps {args.n_steps}, batch {args.batch_size}, {args.n_epochs} epochs, "
           f"lr {args.lr}, ent {args.ent_coef}, gamma {args.gamma}, hidden {args.hidden}, seed {args.seed}, "
           f"heads {'default' if args.net_arch is None else args.net_arch or 'linear'}, "
-          f"{'one shared core' if args.shared else 'separate critic core'}; "
+          f"{'one shared core' if args.shared else 'separate critic core'}, "
+          f"Adam eps {'per policy' if args.adam_eps is None else args.adam_eps}; "
           f"budget {args.minutes} min or {args.steps} steps; policies side by side, one thread each")
     print("| policy | 0.9 at steps (s) | 0.95 at steps (s) | best mean (MMER) | last mean | steps | env-steps/s |")
     print("|---|---|---|---:|---:|---:|---:|")

@@ -26,6 +26,7 @@ How the adapter fits sb3-contrib (2.9.2):
   ``_last_lstm_states`` it builds at set-up, ``predict(state=None)``, a freshly reset buffer. Their
   marker is 0, so those rows start from the core's own initial state (learned or structured, never
   zeros), whatever ``episode_starts`` says.
+- **Optimizer.** Adam with ``eps=1e-8`` unless ``optimizer_kwargs`` is given (see :data:`ADAM_EPS`).
 - **Sequences.** :meth:`CorePolicy._process_sequence` makes ONE core call over the whole
   (padded) sequence batch, ``x [T, n_seq, F]``, with ``starts [T, n_seq]``: the core resets a row
   to its initial state before consuming ``x[t]`` where ``starts[t]`` is set (selection, not
@@ -70,10 +71,19 @@ import rlmem.envs  # noqa: F401  (registers the rlmem/... Gymnasium ids)
 
 from .cores import CORES, Core, State, flatten_state, make_core, state_size, unflatten_state
 
-__all__ = ["CorePolicy", "PackedCore"]
+__all__ = ["ADAM_EPS", "CorePolicy", "PackedCore"]
 
 #: Largest integer magnitude that float32 holds exactly (integer state entries beyond it are rounded).
 FLOAT32_EXACT_INT = 2 ** 24
+
+#: Adam's eps when ``optimizer_kwargs`` is not given (torch's default; SB3's ActorCriticPolicy sets
+#: 1e-5). With a separate critic the actor's core learns from the policy loss alone, which reaches
+#: it through the action head (orthogonal, gain 0.01): on t-maze (corridor 20) a GRU's gradients
+#: there start at about 1e-6 and less, below 1e-5, where Adam's step ``lr * g / (sqrt(v) + eps)``
+#: shrinks with the gradient (the first update moves them by 1% of ``lr`` or less); neither a GRU
+#: nor sb3-contrib's own LSTM then learned the task in 300k steps, and with 1e-8 the GRU did (3 of
+#: 3 seeds; the LSTM 1 of 3). rlmem's own policies share one core, which the value loss reaches.
+ADAM_EPS = 1e-8
 
 
 class PackedCore(nn.Module):
@@ -195,6 +205,8 @@ class CorePolicy(RecurrentActorCriticPolicy):
         aux_coef: weight of the core's ``aux_loss`` (tmm's prediction) in the training loss.
         features_extractor_class: None picks SB3's: CombinedExtractor for Dict observations,
             NatureCNN for images, FlattenExtractor otherwise.
+        optimizer_kwargs: None gives Adam ``eps=1e-8`` (:data:`ADAM_EPS`), not SB3's 1e-5, with
+            which a GRU actor did not learn t-maze (corridor 20); given, used as is.
 
     ``lstm_hidden_size``, ``n_lstm_layers`` and ``lstm_kwargs`` do not apply (set the core's own
     sizes with ``core_options``) and are refused if given.
@@ -254,6 +266,9 @@ class CorePolicy(RecurrentActorCriticPolicy):
         self.lstm_kwargs: dict[str, Any] = {}
         if features_extractor_class is None:
             features_extractor_class = _default_extractor(observation_space)
+        if optimizer_kwargs is None and optimizer_class == th.optim.Adam:
+            # Not SB3's eps=1e-5: see ADAM_EPS.
+            optimizer_kwargs = {"eps": ADAM_EPS}
         # Skip RecurrentActorCriticPolicy.__init__ (it builds nn.LSTMs); its attributes are set here.
         ActorCriticPolicy.__init__(
             self, observation_space, action_space, lr_schedule, net_arch, activation_fn, ortho_init,

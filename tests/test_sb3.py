@@ -298,6 +298,31 @@ def test_aux_loss_reaches_the_core():
     assert predict.grad is not None and predict.grad.abs().sum() > 0
 
 
+# ---------------------------------------------------------------- optimizer
+def test_adam_eps_lets_the_first_update_move_the_actor_core():
+    """With a separate critic the actor's core learns from the policy loss alone, through SB3's
+    0.01-gain action head: on t-maze (corridor 20) its gradients are far below SB3's Adam eps
+    (1e-5), which would shrink its first step to about 1% of the learning rate (a GRU then does
+    not learn the task). Adam's first step is ``lr * g / (|g| + eps)``: about ``lr`` here."""
+    lr = 1e-3
+    model = RecurrentPPO(CorePolicy, tmaze_venv(n_envs=8, corridor=20), n_steps=64, batch_size=512, n_epochs=1,
+                         learning_rate=lr, seed=0, policy_kwargs={"core": "gru", "core_options": {"hidden_size": 64}})
+    assert model.policy.optimizer.defaults["eps"] == 1e-8
+    params = list(model.policy.lstm_actor.core.parameters())
+    before = torch.cat([p.detach().flatten() for p in params])
+    model.learn(512)  # one rollout, one minibatch, one optimizer step
+    assert model._n_updates == 1
+    step = (torch.cat([p.detach().flatten() for p in params]) - before).abs() / lr
+    assert step.median() >= 0.5  # SB3's eps: 0.01
+
+
+def test_optimizer_kwargs_given_are_used_as_is():
+    policy = make_policy("gru", optimizer_kwargs={"eps": 1e-5, "weight_decay": 0.1})
+    assert policy.optimizer.defaults["eps"] == 1e-5 and policy.optimizer.defaults["weight_decay"] == 0.1
+    policy = make_policy("gru", optimizer_class=torch.optim.RMSprop)
+    assert policy.optimizer_kwargs == {}  # the eps default is Adam's only
+
+
 # ---------------------------------------------------------------- RecurrentPPO end to end
 @pytest.mark.parametrize("name", sorted(CORES))
 def test_every_core_learns_briefly(name):
