@@ -11,13 +11,15 @@ are read from its run directory (progress.csv, summary.json):
 
     python benchmarks/popgym_suite.py                                    # every task, seed 0
     python benchmarks/popgym_suite.py --tasks RepeatPreviousMedium --seeds 0,1,2
+    python benchmarks/popgym_suite.py --tasks CountRecallEasy --cores counts,gru --seeds 0,1,2
     python benchmarks/popgym_suite.py --tasks CountRecallEasy --cores tmm -- core.slots=64   # extra overrides
     python benchmarks/popgym_suite.py --summarize outputs/popgym_suite/2026-12-02_05-00-00  # existing runs
 
-A task's tmm row uses the task's experiment config where there is one
-(``configs/experiment/popgym-<task>.yaml``, ``python -m rlmem.train +experiment=...``); every
-other row is ``env=gym env.id=popgym:popgym-<Task>-v0`` with the core's defaults. Runs stop at
-``--steps`` env steps (POPGym's budget: 15M) or once the training return reaches 0.95.
+A row uses the task's experiment config (``configs/experiment/popgym-<task>.yaml``, ``python -m
+rlmem.train +experiment=...``) when that config's core is the row's core (its agent and budget
+too); every other row is ``env=gym env.id=popgym:popgym-<Task>-v0`` with the core's and PPO's
+defaults. Runs stop at ``--steps`` env steps (default: the experiment's budget, else POPGym's 15M)
+or once the training return reaches 0.95.
 """
 
 from __future__ import annotations
@@ -49,12 +51,20 @@ def experiment_name(task: str) -> str:
     return "popgym-" + re.sub(r"(?<!^)(?=[A-Z])", "-", task).lower()
 
 
-def run_overrides(task: str, core: str) -> list[str]:
-    """The overrides of one row: the task's experiment config for its tmm row, if there is one."""
+def experiment_core(path: Path) -> str | None:
+    """The core an experiment config chooses (its ``override /core: NAME`` line)."""
+    found = re.search(r"^\s*-\s*override /core:\s*(\S+)", path.read_text(), re.MULTILINE) if path.exists() else None
+    return found.group(1) if found else None
+
+
+def run_overrides(task: str, core: str, steps: int | None) -> list[str]:
+    """The overrides of one row: the task's experiment config when it is for ``core``, else the
+    core's defaults; ``steps`` (None: the experiment's own budget, else 15M)."""
     experiment = experiment_name(task)
-    if core == "tmm" and (ROOT / "configs" / "experiment" / f"{experiment}.yaml").exists():
-        return [f"+experiment={experiment}"]
-    return ["env=gym", f"env.id=popgym:popgym-{task}-v0", f"core={core}", "stop_return=0.95"]
+    if experiment_core(ROOT / "configs" / "experiment" / f"{experiment}.yaml") == core:
+        return [f"+experiment={experiment}"] + ([f"total_steps={steps}"] if steps else [])
+    return ["env=gym", f"env.id=popgym:popgym-{task}-v0", f"core={core}", "stop_return=0.95",
+            f"total_steps={steps or 15_000_000}"]
 
 
 def first_crossing(steps, wall, values, target: float) -> tuple[int | None, float | None]:
@@ -68,7 +78,7 @@ def summarize_run(run_dir: Path) -> dict:
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     at, seconds = first_crossing(steps, wall, values, 0.9)
-    return {"run": run_dir.name, "mmer": float(values.max()), "final": float(values[-1]),
+    return {"run": run_dir.name, "agent": summary.get("agent"), "mmer": float(values.max()), "final": float(values[-1]),
             "eval": summary.get("eval_return_mean"), "steps_to_0.9": at, "s_to_0.9": seconds,
             "steps": int(steps[-1]), "fps": summary.get("fps")}
 
@@ -80,11 +90,11 @@ def label_of(run_dir: Path) -> str:
 
 def print_tables(rows: list[tuple[str, dict]]) -> None:
     fmt = lambda v, spec="{:,}": "-" if v is None else spec.format(v)  # noqa: E731
-    print("\n| task | core | run | MMER | final | eval | steps to 0.9 | s to 0.9 | steps | env-steps/s |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| task | core | agent | run | MMER | final | eval | steps to 0.9 | s to 0.9 | steps | env-steps/s |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for label, r in rows:
         task, core = label.split(" ", 1)
-        print(f"| {task} | {core} | {r['run']} | {r['mmer']:.3f} | {r['final']:.3f} | {fmt(r['eval'], '{:.3f}')} | "
+        print(f"| {task} | {core} | {r.get('agent') or '-'} | {r['run']} | {r['mmer']:.3f} | {r['final']:.3f} | {fmt(r['eval'], '{:.3f}')} | "
               f"{fmt(r['steps_to_0.9'])} | {fmt(r['s_to_0.9'], '{:.0f}')} | {r['steps']:,} | {fmt(r['fps'], '{:,.0f}')} |")
     groups: dict[str, list[dict]] = {}
     for label, r in rows:
@@ -104,9 +114,10 @@ def print_tables(rows: list[tuple[str, dict]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default=",".join(TASKS), help=f"POPGym task names ({', '.join(TASKS)}, or others)")
-    parser.add_argument("--cores", default="tmm,gru")
+    parser.add_argument("--cores", default="tmm,counts,gru")
     parser.add_argument("--seeds", default="0")
-    parser.add_argument("--steps", type=int, default=15_000_000, help="env steps per run at most")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="env steps per run at most (default: the experiment config's, else 15M)")
     parser.add_argument("--out", type=Path, default=None, help="directory for the runs (default outputs/popgym_suite/<time>)")
     parser.add_argument("--summarize", nargs="+", type=Path, default=None,
                         help="run directories (or directories holding them) to tabulate instead of running")
@@ -125,8 +136,8 @@ def main() -> None:
         for core in args.cores.split(","):
             for seed in args.seeds.split(","):
                 run_dir = out / f"{task}_{core}_seed{seed}"
-                cmd = [sys.executable, "-m", "rlmem.train", *run_overrides(task, core), f"seed={seed}",
-                       f"total_steps={args.steps}", "progress=false", f"hydra.run.dir={run_dir}", *args.overrides]
+                cmd = [sys.executable, "-m", "rlmem.train", *run_overrides(task, core, args.steps), f"seed={seed}",
+                       "progress=false", f"hydra.run.dir={run_dir}", *args.overrides]
                 print(" ".join(cmd[1:]), flush=True)
                 done = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True)
                 if done.returncode != 0:

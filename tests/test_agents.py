@@ -13,15 +13,16 @@ from gymnasium.vector import AutoresetMode
 
 from rlmem.agents import A2C, PPO, evaluate_policy
 from rlmem.agents.rollout import RolloutBuffer
-from rlmem.cores import CORES
+from rlmem.cores import CORES, core_options
 from rlmem.envs import make_batched
 from rlmem.policy import RecurrentActorCritic
 
 
 def make_policy(env, core: str = "gru", seed: int = 0, hidden: int = 32, **kw) -> RecurrentActorCritic:
     torch.manual_seed(seed)
-    return RecurrentActorCritic(env.single_observation_space, env.single_action_space, core,
-                                {"hidden_size": hidden}, embed_size=hidden, **kw)
+    options = {"hidden_size": hidden} if "hidden_size" in core_options(core) else {}
+    return RecurrentActorCritic(env.single_observation_space, env.single_action_space, core, options,
+                                embed_size=hidden, **kw)
 
 
 @pytest.mark.parametrize("core", sorted(CORES))

@@ -8,7 +8,7 @@ import torch
 
 from rlmem.agents import DQN
 from rlmem.agents.dqn import n_step_targets, rescale, unrescale
-from rlmem.cores import CORES
+from rlmem.cores import CORES, core_options
 from rlmem.envs import make_batched
 from rlmem.policy import RecurrentQNetwork
 from rlmem.policy.encoders import UnsupportedSpaceError
@@ -17,7 +17,7 @@ from rlmem.policy.encoders import UnsupportedSpaceError
 def make_agent(env_name="t-maze", core="gru", n_envs=4, seed=0, env_kw=None, hidden=16, **kw) -> DQN:
     env = make_batched(env_name, n_envs, seed=seed, **(env_kw or {}))
     torch.manual_seed(seed)
-    options = {"hidden_size": hidden}
+    options = {"hidden_size": hidden} if "hidden_size" in core_options(core) else {}
     if core == "ntm":
         options.update(memory_size=8, memory_width=4)
     if core == "tmm":

@@ -32,6 +32,8 @@ from . import lstm  # noqa: E402,F401  isort: skip
 from . import ntm  # noqa: E402,F401  isort: skip
 from . import tmm  # noqa: E402,F401  isort: skip
 from . import notation  # noqa: E402,F401  isort: skip
+from . import counts  # noqa: E402,F401  isort: skip
+from . import tape  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "CORES", "Core", "Extras", "InitialState", "State", "StepCore", "allocate_like", "assign_rows",
