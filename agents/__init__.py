@@ -10,11 +10,12 @@ from .a2c import A2C
 from .base import BaseAgent, Carry, NonFiniteError
 from .dqn import DQN
 from .evaluation import evaluate_policy
+from .memory_budget import BufferTooLargeError
 from .off_policy import OffPolicyAgent
 from .on_policy import OnPolicyAgent
 from .ppo import PPO
 
 AGENTS: dict[str, type[BaseAgent]] = {"a2c": A2C, "dqn": DQN, "ppo": PPO}
 
-__all__ = ["A2C", "AGENTS", "DQN", "BaseAgent", "Carry", "NonFiniteError", "OffPolicyAgent", "OnPolicyAgent", "PPO",
+__all__ = ["A2C", "AGENTS", "DQN", "BaseAgent", "BufferTooLargeError", "Carry", "NonFiniteError", "OffPolicyAgent", "OnPolicyAgent", "PPO",
            "evaluate_policy"]

@@ -26,6 +26,7 @@ from gymnasium import spaces
 from rlmem.cores import State
 from rlmem.policy.tree import tree_map
 
+from .memory_budget import check_fits, tree_bytes
 from .space_storage import space_zeros
 from .sum_tree import SumTree
 
@@ -76,6 +77,13 @@ class SequenceReplayBuffer:
             return f
 
         S, L, B = self.slots, seq_len, n_envs
+        one = tree_bytes(fields((1, L), (1, L) if per_row_state else (1,)))        # one stored sequence
+        state = tree_bytes(fields((1, L), (1, L) if per_row_state else (1,))["state"])
+        check_fits(one * (S + B * 2), self.device,
+                   f"the replay buffer ({S:,} sequences of {L} rows, {one // L:,} bytes a row, "
+                   f"{state // L:,} of them the stored core state)",
+                   "lower agent.buffer_size" + (" or the size of the core's state (e.g. core.slots)"
+                                                if state * 2 > one else ""))
         self.storage = fields((S, L), (S, L) if per_row_state else (S,))
         # a stream's rows not yet cut into a sequence; a step adds at most 2 rows, so L + 1 suffice
         self.staging = fields((B, L + 1), (B, L + 1))

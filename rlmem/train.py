@@ -167,7 +167,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
     """
     from tqdm import tqdm
 
-    from rlmem.agents import AGENTS, NonFiniteError, evaluate_policy
+    from rlmem.agents import AGENTS, BufferTooLargeError, NonFiniteError, evaluate_policy
 
     validate_config(cfg)
     run_dir = Path(run_dir)
@@ -182,7 +182,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
     stop_return = None if cfg.stop_return is None else float(cfg.stop_return)
     env = build_env(cfg.env, seed)
     policy = AGENTS[cfg.agent.name].network_class(**policy_kwargs(cfg, env))  # the network this agent trains
-    agent = build_agent(cfg, env, policy, device)
+    try:
+        agent = build_agent(cfg, env, policy, device)
+    except BufferTooLargeError as err:
+        raise ConfigError(f"agent={cfg.agent.name}: {err}") from None
     run_state: dict[str, Any] = {"wandb_id": uuid.uuid4().hex[:8]}
     resume_step = None
     if resume is not None:

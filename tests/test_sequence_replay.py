@@ -3,6 +3,7 @@ final-observation rows follow truncations, and the sum tree samples by priority.
 
 from __future__ import annotations
 
+import pytest
 import torch
 from gymnasium import spaces
 
@@ -115,3 +116,22 @@ def test_sum_tree_samples_in_proportion_to_priority():
     assert torch.allclose(counts, torch.tensor([0.1, 0.0, 0.3, 0.0, 0.6]), atol=0.02)
     tree.update(torch.tensor([4, 4]), torch.tensor([2.0, 0.5]))  # the last value wins
     assert float(tree.total) == 4.5
+
+
+def test_a_buffer_larger_than_the_free_memory_is_refused_before_it_is_allocated(monkeypatch, tmp_path):
+    from rlmem.agents import BufferTooLargeError, memory_budget
+    from rlmem.train import train
+    from rlmem.validation import ConfigError
+
+    monkeypatch.setattr(memory_budget, "available_bytes", lambda device: 64 * 2**20)     # 64 MiB free
+    state = {"tokens": torch.zeros(1, 128, 256)}                                           # 128 kB a row
+    with pytest.raises(BufferTooLargeError, match=r"the replay buffer \(2,500 sequences of 40 rows, .* bytes a "
+                                                  r"row, 131,072 of them the stored core state\) needs 12\.\d GiB, "
+                                                  r"more than the 64 MiB of memory available; lower agent\.buffer_size or the size "
+                                                  r"of the core's state \(e\.g\. core\.slots\)"):
+        SequenceReplayBuffer(spaces.Discrete(3), spaces.Discrete(2), state, n_envs=4, capacity=100_000, seq_len=40,
+                             overlap=20, per_row_state=True)
+    SequenceReplayBuffer(spaces.Discrete(3), spaces.Discrete(2), state, n_envs=1, capacity=80, seq_len=40,
+                         overlap=20, per_row_state=True)                    # 2 sequences and the staging: 21 MiB
+    with pytest.raises(ConfigError, match=r"^agent=dqn: the replay buffer .* lower agent\.buffer_size or the size"):
+        train(["agent=dqn", "core=tape", "env=repeat-previous", "progress=false"], run_dir=tmp_path)
