@@ -9,8 +9,9 @@ also clears the figures it wrote). Names and what they show, each only where it 
 - ``core/ntm_weights``: each NTM read and write head's weighting over the memory rows per step;
 - ``core/tmm_slots``: slot ages with the slot written at each step, the readout's attention over
   the slots, and the surprise of each step's token;
+- ``core/tape_attention``: the tape's attention over its slots per step (slot = step index);
 - ``core/state``: a recurrent core's state over time (gru/lstm/elman ``h`` and ``c``, gated
-  ``s``, the NTM controller's ``h`` and ``c``);
+  ``s``, the NTM controller's ``h`` and ``c``) or the counts core's counts ``n``;
 - ``core/scalars``: the core's per-step scalar diagnostics (NTM entropies, the gate, tmm write rate ...).
 """
 
@@ -26,7 +27,7 @@ from matplotlib.figure import Figure
 
 from .episode_record import EpisodeRecord
 
-STATE_KEYS = ("h", "c", "s")  # recurrent state entries shown in core/state
+STATE_KEYS = ("h", "c", "s", "n")  # state entries shown in core/state (recurrent state, counts)
 _WIDTH, _PANEL = 10.0, 2.3     # inches: figure width, height per panel
 
 
@@ -147,6 +148,15 @@ def tmm_figure(record: EpisodeRecord) -> Figure:
     return fig
 
 
+def tape_figure(record: EpisodeRecord) -> Figure:
+    """Each head's attention over the tape's slots per step (``tape_attention`` [T, heads, slots])."""
+    attention = record.extras["tape_attention"]
+    fig, axes = _figure(attention.shape[1], "tape: which stored steps each step reads (slot = step index mod slots)")
+    for h, ax in enumerate(axes):
+        _heatmap(fig, ax, attention[:, h], f"head {h}", "slot", "weight", vmin=0, vmax=1)
+    return fig
+
+
 def state_figure(record: EpisodeRecord) -> Figure:
     """The recurrent state entries (``h``, ``c``, ``s``) after each step, as [T, units] maps."""
     keys = [k for k in STATE_KEYS if k in record.states]
@@ -179,6 +189,8 @@ def episode_figures(record: EpisodeRecord) -> dict[str, Figure]:
         figs["core/ntm_weights"] = ntm_figure(record)
     if {"slot_age", "attention", "surprise"} & set(record.extras):
         figs["core/tmm_slots"] = tmm_figure(record)
+    if "tape_attention" in record.extras:
+        figs["core/tape_attention"] = tape_figure(record)
     if any(k in record.states for k in STATE_KEYS):
         figs["core/state"] = state_figure(record)
     if any(v.ndim == 1 and k != "written_slot" for k, v in record.extras.items()):

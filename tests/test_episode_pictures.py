@@ -23,6 +23,9 @@ CASES = {
             dict(length=3, bits=4), 7, {"episode/inputs", "core/ntm_weights", "core/state", "core/scalars"}),
     "tmm": (dict(hidden_size=16, heads=2, slots=4, timing_size=4), "repeat-previous", dict(length=12), 12,
             {"episode/inputs", "core/tmm_slots", "core/scalars"}),
+    "tape": (dict(slots=16, heads=2, position_size=4), "repeat-previous", dict(length=12), 12,
+             {"episode/inputs", "core/tape_attention", "core/scalars"}),
+    "counts": (dict(levels=8), "count-recall", dict(length=10), 10, {"episode/inputs", "core/state", "core/scalars"}),
 }
 
 
@@ -69,6 +72,14 @@ def test_record_has_the_episode_and_the_core_diagnostics(core):
         assert "valid" not in record.states  # float entries only
     if core == "gru":
         assert record.states["h"].shape == (length, 1, 16) and record.extras == {}
+    if core == "tape":
+        attention = record.extras["tape_attention"]
+        assert attention.shape == (length, 2, 16)
+        np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+        assert (attention[..., length:] == 0).all()            # slots never written get no weight
+    if core == "counts":
+        assert record.states["n"].shape == (length, 8)         # one count per encoded feature (4 + 4 one-hot)
+        assert record.states["n"].sum(-1).tolist() == [2.0 * (t + 1) for t in range(length)]
     assert set(episode_figures(record)) == figures
 
 

@@ -63,7 +63,8 @@ class TapeCore(StepCore):
 
     State: ``tokens`` [B, slots, F], ``pos`` [B, slots] (step index of each entry), ``valid``
     [B, slots] (bool), ``t`` [B] (the next step's index). Extras: ``attention_peak``, the largest
-    attention weight per row averaged over heads, and ``tape_used``, the share of valid entries.
+    attention weight per row averaged over heads, ``tape_used``, the share of valid entries, and
+    ``tape_attention`` [B, heads, slots], each head's attention over the slots (for pictures).
     """
 
     stores_inputs = True
@@ -129,6 +130,6 @@ class TapeCore(StepCore):
         weights = torch.softmax(scores, dim=-1)                                           # [B, H, N]
         read = torch.bmm(weights, tokens)                                                 # [B, H, F]
         y = torch.cat([x, now, read.flatten(1)], dim=-1)
-        extras = {"attention_peak": weights.detach().amax(-1).mean(-1),
-                  "tape_used": valid.float().mean(-1)}
+        extras = {"attention_peak": weights.detach().amax(-1).mean(-1), "tape_used": valid.float().mean(-1),
+                  "tape_attention": weights.detach()}                                 # [B, H, N], for pictures
         return y, {"tokens": tokens, "pos": pos, "valid": valid, "t": t + 1}, extras
