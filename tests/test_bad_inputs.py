@@ -53,6 +53,8 @@ BAD_INPUTS = [
     ("seq_len-not-dividing", ["agent.seq_len=7"],
      r"agent\.n_steps=64 must be a multiple of agent\.seq_len=7.*: .*8, 16"),
     ("dqn-dueling", ["agent=dqn", "agent.dueling=maybe"], r"agent\.dueling must be true or false, got 'maybe'"),
+    ("tape-addressing", ["core=tape", "core.addressing=foo"], r"core\.addressing must be one of slot, sinusoidal, got 'foo'"),
+    ("counts-levels", ["core=counts", "core.levels=1"], r"core\.levels must be an integer >= 2, got 1"),
     ("gamma", ["agent.gamma=1.5"], r"agent\.gamma must be a number in \[0, 1\], got 1\.5"),
     ("learning_rate-negative", ["agent.learning_rate=-1"], r"agent\.learning_rate must be a finite number > 0, got -1"),
     ("learning_rate-abc", ["agent.learning_rate=abc"], r"agent\.learning_rate must be a finite number > 0, got 'abc'"),
