@@ -3,7 +3,8 @@
     python -m rlmem.evaluate checkpoint=outputs/.../checkpoint.pt episodes=200 env.corridor=50
     python -m rlmem.evaluate checkpoint=outputs/2026-12-02/10-00-00_ppo_gru_t-maze   # its newest checkpoint
 
-Keys: ``checkpoint`` (a checkpoint file or a run directory; required), ``episodes`` (100),
+Keys: ``checkpoint`` (a checkpoint file or a run directory; required; a path alone, without
+``checkpoint=``, means the same), ``episodes`` (100),
 ``deterministic`` (true), ``seed`` (0), ``n_envs`` (default: the smaller of ``episodes`` and the
 run's ``env.n_envs``), ``device`` (cpu, auto, cuda, cuda:N; default cpu), ``record`` (false: true
 also records one episode and saves its pictures, and a GIF where the env renders ``rgb_array``
@@ -26,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -53,12 +55,22 @@ OPTIONS: dict[str, tuple[Any, Rule]] = {
 Z95 = 1.96  # two-sided 95% quantile of the standard normal
 
 
+def is_bare_path(text: str) -> bool:
+    """A word without ``=`` that names a file or directory (``python -m rlmem.evaluate outputs/run``):
+    taken as ``checkpoint=`` so that a path written as ``rlmem.plot`` takes its paths is understood."""
+    return "=" not in text and not text.startswith(("-", "+", "~")) and (
+        os.sep in text or text.endswith(".pt") or os.path.exists(text))
+
+
 def parse_command_line(args: list[str]) -> tuple[dict[str, Any], list[tuple[str, Any, bool]]]:
     """``key=value`` words -> (options with defaults filled in, env overrides ``(key, value, add)``);
     :class:`ConfigError` for a word that is not a valid override, an unknown key or a bad value."""
     options = {k: default for k, (default, _) in OPTIONS.items()}
     env_overrides: list[tuple[str, Any, bool]] = []
     for text in args:
+        if is_bare_path(text):
+            options["checkpoint"] = text
+            continue
         try:
             ov = parse_override(text)
         except ValueError as err:

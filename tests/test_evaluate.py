@@ -108,6 +108,13 @@ def test_a_run_directory_means_its_newest_checkpoint(run_dir, tmp_path):
     assert (older / "eval.json").exists()
 
 
+def test_a_path_alone_is_the_checkpoint(run_dir, tmp_path):
+    result = evaluate_checkpoint([str(run_dir), "episodes=4", f"out={tmp_path}"])
+    assert result["checkpoint"] == str(run_dir / "checkpoint.pt")
+    expected = reference(run_dir / "checkpoint.pt", 0, 4, n_envs=4)
+    assert all(result[k] == expected[k] for k in KEYS)
+
+
 def test_record_saves_the_pictures_next_to_eval_json(run_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["rlmem.evaluate", f"checkpoint={run_dir}", "episodes=4", "record=true",
                                       f"out={tmp_path / 'eval'}"])
@@ -162,6 +169,7 @@ def error_rows(run_dir: Path, copy_run: Path, tmp_path: Path) -> list[tuple[list
         ([f"checkpoint={copy_run}", "env.bits=5"],
          r"env\.bits=5 gives the observation space MultiBinary\(6\), but the policy was trained on a different "
          r"observation space, MultiBinary\(4\)"),
+        ([str(tmp_path / "missing.pt")], "no such checkpoint file or run directory"),
     ]
 
 
