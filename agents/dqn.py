@@ -179,7 +179,7 @@ class DQN(OffPolicyAgent):
 
     def train_step(self) -> dict[str, torch.Tensor]:
         self.policy.train()
-        batch, slots, weights = self.buffer.sample(self.batch_size, self.generator, self.priority_beta)
+        batch, slots, weights = self.sample(self.batch_size)
         b = self.burn_in
         q, extras = self._run(self.policy, batch, grad=True)                   # [L', N, A]
         with torch.no_grad():

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from gymnasium.vector import VectorEnv
 
-from rlmem.cores import index_state
+from rlmem.cores import index_state, reset_state
 from rlmem.policy import RecurrentNetwork, tree_map
 
 from .base import BaseAgent, Metrics, check_positive
@@ -34,7 +34,8 @@ class OffPolicyAgent(BaseAgent):
         gradient_steps: gradient steps per round.
         seq_len, overlap: rows per stored sequence and rows consecutive sequences share.
         burn_in: leading rows of a sampled sequence that only warm the core state up (no loss).
-            Cores trained without BPTT (``bptt_free``) keep their state at every row and need none.
+            Cores trained without BPTT (``bptt_free``) get their state at every row and need none
+            (stored with every row, or rebuilt from the first where it follows from the inputs).
         prioritized, priority_alpha, priority_beta, priority_eta: prioritized sequence replay.
         save_replay_buffer: checkpoints include the replay buffer (needed for a bitwise resume).
         stored_state: re-run a sampled sequence from the core state stored with it (R2D2); False
@@ -56,6 +57,8 @@ class OffPolicyAgent(BaseAgent):
         if learning_starts < 0:
             raise ValueError(f"learning_starts must be >= 0, got {learning_starts}")
         self.per_row_state = bool(policy.core.bptt_free)
+        # a state that follows from the inputs alone is stored once per sequence and rebuilt per row
+        self.rebuild_rows = self.per_row_state and bool(getattr(policy.core, "state_from_inputs", False))
         self.burn_in = 0 if self.per_row_state else int(burn_in)
         if not 0 <= self.burn_in < seq_len:
             raise ValueError(f"burn_in must lie in [0, seq_len) = [0, {seq_len}), got {burn_in}")
@@ -65,7 +68,8 @@ class OffPolicyAgent(BaseAgent):
         self.stored_state = bool(stored_state) or self.per_row_state
         self.buffer = SequenceReplayBuffer(
             policy.encoded_space, env.single_action_space, policy.initial_state(1, self.device), n_envs=self.n_envs,
-            capacity=buffer_size, seq_len=seq_len, overlap=overlap, per_row_state=self.per_row_state,
+            capacity=buffer_size, seq_len=seq_len, overlap=overlap,
+            per_row_state=self.per_row_state and not self.rebuild_rows,
             store_prev=self._uses_prev, prioritized=prioritized, alpha=priority_alpha, eta=priority_eta,
             device=self.device)
         self.rounds_per_iteration = max(1, math.ceil(ITERATION_STEPS / (train_freq * self.n_envs)))
@@ -120,6 +124,31 @@ class OffPolicyAgent(BaseAgent):
             self.num_timesteps += self.n_envs
 
     # ------------------------------------------------------------------ learning
+    def sample(self, n: int) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
+        """``n`` sequences from the buffer (see :meth:`SequenceReplayBuffer.sample`), with the
+        core state before every row where the core trains row by row (``per_row_state``)."""
+        batch, slots, weights = self.buffer.sample(n, self.generator, self.priority_beta)
+        if self.rebuild_rows:
+            batch["state"] = self.row_states(batch)
+        return batch, slots, weights
+
+    @torch.no_grad()
+    def row_states(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The core state before each row ``{k: [L, N, ...]}``, from the state before the first
+        ``{k: [N, ...]}`` and the rows' inputs, for cores whose state follows from their inputs
+        (``state_from_inputs``): the states the core had when acting, where encoding the
+        observation takes no parameters; with a learned encoder (images), those of today's encoder."""
+        torso, starts = self.policy.torso, batch["starts"]
+        x = torso.core_inputs(batch["obs"], starts, batch.get("prev_action"), batch.get("prev_reward"))
+        core, state = torso.core, batch["state"]
+        initial = core.initial_state(starts.shape[1], x.device)
+        rows = [state]
+        any_start = starts.any(1).tolist()
+        for t in range(starts.shape[0] - 1):
+            state = core.next_state(x[t], reset_state(state, initial, starts[t]) if any_start[t] else state)
+            rows.append(state)
+        return {k: torch.stack([r[k] for r in rows]) for k in state}
+
     def train_step(self) -> dict[str, torch.Tensor]:
         """One gradient step on a sampled batch; returns its diagnostics (scalar tensors)."""
         raise NotImplementedError

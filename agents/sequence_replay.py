@@ -11,7 +11,9 @@ bootstraps from it inside the sequence, as any other step bootstraps from the ne
 Each stream is cut into sequences of ``seq_len`` rows, the next starting ``seq_len - overlap``
 rows later; a sequence may cross episode boundaries, since every core resets at ``starts``. A
 sequence keeps the core state before its first row, or, for cores whose stored state makes every
-step independent (``per_row_state``), the state before every row. Storage is preallocated
+step independent (``per_row_state``), the state before every row (unless the core's state
+follows from its inputs: the agent then rebuilds the rows from the first, see
+:meth:`agents.off_policy.OffPolicyAgent.row_states`). Storage is preallocated
 (``[slots, seq_len, ...]``) and overwritten oldest first; sampling is uniform or prioritized by a
 :class:`~agents.sum_tree.SumTree` over sequences.
 """
@@ -93,6 +95,10 @@ class SequenceReplayBuffer:
         self.steps_added = 0      # env steps written (final-observation rows not counted)
         self.tree = SumTree(S, self.device) if prioritized else None
         self.max_priority = 1.0
+
+    def storage_bytes(self) -> int:
+        """Bytes of the preallocated sequence storage."""
+        return tree_bytes(self.storage)
 
     # ------------------------------------------------------------------ writing
     def add(self, rows: dict[str, Any], envs: torch.Tensor | None = None) -> None:

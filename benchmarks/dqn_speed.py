@@ -3,6 +3,7 @@
 
     python benchmarks/dqn_speed.py                          # gru on repeat-previous, 64 envs
     python benchmarks/dqn_speed.py --core tmm --env t-maze
+    python benchmarks/dqn_speed.py --core tape --env gym env.id=popgym:popgym-AutoencodeEasy-v0 --store-every-row
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ def main() -> None:
     p.add_argument("--env", default="repeat-previous")
     p.add_argument("--iterations", type=int, default=20, help="timed iterations (>= 1000 env steps each)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--store-every-row", action="store_true",
+                   help="keep the core state of every row in the buffer even where the core's state follows "
+                        "from its inputs (counts, tape), instead of one per sequence, rebuilt per row")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. agent.train_freq=4")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -28,6 +32,10 @@ def main() -> None:
     from rlmem.overrides import compose_config
     from rlmem.train import build_agent, build_env, policy_kwargs
     from rlmem.agents import AGENTS
+    from rlmem.cores import CORES
+
+    if args.store_every_row:
+        CORES[args.core].state_from_inputs = False
 
     cfg = compose_config(["agent=dqn", f"core={args.core}", f"env={args.env}", *args.overrides])
     env = build_env(cfg.env, 0)
@@ -63,7 +71,9 @@ def main() -> None:
     a = cfg.agent
     print(f"DQN + {args.core}, {args.env}, {cfg.env.n_envs} envs, batch {a.batch_size} sequences x {a.seq_len} rows "
           f"(burn-in {agent.burn_in}), train_freq {a.train_freq}, gradient_steps {a.gradient_steps}, "
-          f"{args.threads} thread(s)")
+          f"{args.threads} thread(s), core state stored "
+          f"{'per row' if agent.buffer.per_row_state else 'per sequence'}, "
+          f"{agent.buffer.storage_bytes() / 2**20:,.0f} MiB of replay storage")
     print()
     print("| env-steps/s | gradient steps/s | acting s per 1k env steps | learning s per gradient step | acting share |")
     print("|---:|---:|---:|---:|---:|")

@@ -10,7 +10,7 @@ from rlmem.agents import DQN
 from rlmem.agents.dqn import n_step_targets, rescale, unrescale
 from rlmem.cores import CORES, core_options
 from rlmem.envs import make_batched
-from rlmem.policy import RecurrentQNetwork
+from rlmem.policy import RecurrentQNetwork, tree_map
 from rlmem.policy.encoders import UnsupportedSpaceError
 
 
@@ -150,6 +150,55 @@ def test_rows_of_a_bptt_free_core_are_each_run_from_their_own_stored_state():
             state = {k: v[l, n:n + 1] for k, v in batch["state"].items()}
             one = agent.policy(batch["obs"][l:l + 1, n:n + 1], state, batch["starts"][l:l + 1, n:n + 1]).q
             torch.testing.assert_close(q[l, n], one[0, 0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("core", ["counts", "tape"])
+def test_rows_rebuilt_from_a_sequence_first_state_are_the_states_acting_used(core):
+    """A core whose state follows from its inputs keeps one state per sequence; the states rebuilt
+    from it are, bit for bit, those the network was given when it acted on each row."""
+    agent = make_agent("repeat-previous", core, env_kw={"length": 40, "k": 2}, learning_starts=10**9)
+    assert agent.per_row_state and agent.rebuild_rows and not agent.buffer.per_row_state
+    seen = []
+    forward = agent.policy.forward
+
+    def logging_forward(obs, state, starts, *args, **kw):
+        seen.append({k: v.clone() for k, v in state.items()})
+        return forward(obs, state, starts, *args, **kw)
+
+    agent.policy.forward = logging_forward
+    agent.collect(30)
+    agent.policy.forward = forward
+    buf, shift = agent.buffer, agent.buffer.seq_len - agent.buffer.overlap
+    slots = torch.arange(buf.filled)
+    batch = {key: ({k: v[slots] for k, v in field.items()} if key == "state"
+                   else tree_map(lambda b: b[slots].transpose(0, 1), field)) for key, field in buf.storage.items()}
+    rows = agent.row_states(batch)
+    for s in range(buf.filled):
+        env, t0 = s % 4, (s // 4) * shift
+        for k, rebuilt in rows.items():
+            for j in range(buf.seq_len):
+                assert torch.equal(rebuilt[j, s], seen[t0 + j][k][env]), (k, s, j)
+
+
+@pytest.mark.parametrize("core", ["counts", "tape"])
+def test_rebuilding_rows_trains_exactly_as_storing_them(core, monkeypatch):
+    """Episodes end inside sequences (length 5): the parameters after training from rebuilt
+    row states equal, bit for bit, those from states stored with every row."""
+    def trained(rebuild: bool):
+        with monkeypatch.context() as m:
+            m.setattr(CORES[core], "state_from_inputs", rebuild)
+            agent = make_agent("memory-copy", core, env_kw={"length": 2, "bits": 3}, learning_starts=32,
+                               train_freq=4, prioritized=True)
+        assert agent.rebuild_rows is rebuild and agent.buffer.per_row_state is not rebuild
+        agent.learn(600)
+        assert agent.n_updates > 10
+        return agent
+
+    a, b = trained(True), trained(False)
+    for (name, p), q in zip(a.policy.named_parameters(), b.policy.parameters()):
+        assert torch.equal(p, q), name
+    row = lambda buf: sum(v[0].numel() * v.element_size() for v in buf.storage["state"].values())  # noqa: E731
+    assert row(a.buffer) * a.buffer.seq_len == row(b.buffer)
 
 
 def test_a_box_action_space_is_refused_with_its_name():

@@ -42,10 +42,17 @@ class Core(nn.Module):
             observation without a learned embedding: a stored embedding would go stale as the
             embedding trains, and the embedding would get no gradient from the later steps that
             read it, so nothing would keep apart the inputs that matter only much later.
+        state_from_inputs: True when the next state is a function of the state and the step's
+            input alone, with no parameter in between (counts, a tape of inputs). A replay buffer
+            then keeps the state before a sequence's first row only and rebuilds the others by
+            running the core over the stored inputs: the same states, bit for bit, where the
+            inputs need no parameters to encode (one-hot, bits, flat boxes), in a fraction of the
+            memory.
     """
 
     bptt_free: bool = False
     stores_inputs: bool = False
+    state_from_inputs: bool = False
 
     def __init__(self, input_size: int, output_size: int):
         super().__init__()
@@ -65,6 +72,13 @@ class Core(nn.Module):
         (``y`` [T, B, output_size], final state (may be None if not ``need_state``),
         extras {k: [T, B, ...]})."""
         raise NotImplementedError
+
+    def next_state(self, x: torch.Tensor, state: State) -> State:
+        """The state after one step with input ``x`` [B, F] from ``state`` {k: [B, ...]} (already
+        reset where an episode starts); what a replay buffer rebuilds rows with for cores whose
+        state follows from their inputs. Such a core overrides it with the state update alone."""
+        no_start = torch.zeros(1, x.shape[0], dtype=torch.bool, device=x.device)
+        return self.forward(x.unsqueeze(0), state, no_start)[1]
 
     def _check_input(self, x: torch.Tensor, starts: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[-1] != self.input_size:

@@ -33,6 +33,7 @@ class CountsCore(StepCore):
 
     stores_inputs = True
     bptt_free = True
+    state_from_inputs = True
 
     def __init__(self, input_size: int, levels: int = 32, learn_init: bool = False):
         if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
@@ -50,6 +51,10 @@ class CountsCore(StepCore):
         n = n.clamp(max=self.levels - 1).unsqueeze(-1)
         return torch.relu(1.0 - (n - self.grid.to(n.dtype)).abs()).flatten(-2)
 
+    def next_state(self, x: torch.Tensor, state: State) -> State:
+        return {"n": state["n"] + x}
+
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Extras]:
-        n = state["n"] + x
-        return torch.cat([x, self.read(n)], dim=-1), {"n": n}, {"count_mean": n.detach().mean(-1)}
+        state = self.next_state(x, state)
+        n = state["n"]
+        return torch.cat([x, self.read(n)], dim=-1), state, {"count_mean": n.detach().mean(-1)}

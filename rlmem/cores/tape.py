@@ -69,6 +69,7 @@ class TapeCore(StepCore):
 
     stores_inputs = True
     bptt_free = True
+    state_from_inputs = True
 
     def __init__(self, input_size: int, slots: int = 128, heads: int = 4, position_size: int = 32,
                  max_period: float = 10_000.0, addressing: str = "slot", learn_init: bool = False):
@@ -109,13 +110,17 @@ class TapeCore(StepCore):
             valid = torch.zeros(batch_size, self.slots, dtype=torch.bool, device=device)
         return {"tokens": tokens, "pos": pos, "valid": valid, "t": torch.zeros(batch_size, device=device)}
 
+    def next_state(self, x: torch.Tensor, state: State) -> State:
+        t = state["t"]
+        here = torch.nn.functional.one_hot(t.long() % self.slots, self.slots).bool()      # [B, N]
+        return {"tokens": torch.where(here.unsqueeze(-1), x.unsqueeze(1), state["tokens"]),
+                "pos": torch.where(here, t.unsqueeze(1), state["pos"]), "valid": state["valid"] | here, "t": t + 1}
+
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State, Extras]:
         B, H, K = x.shape[0], self.heads, self.key_size
         t = state["t"]
-        here = torch.nn.functional.one_hot(t.long() % self.slots, self.slots).bool()      # [B, N]
-        tokens = torch.where(here.unsqueeze(-1), x.unsqueeze(1), state["tokens"])
-        pos = torch.where(here, t.unsqueeze(1), state["pos"])
-        valid = state["valid"] | here
+        state = self.next_state(x, state)
+        tokens, pos, valid = state["tokens"], state["pos"], state["valid"]
         now = positions(t, self.position_size, self.max_period)                           # [B, D]
         if self.addressing == "sinusoidal":
             keys = torch.cat([tokens, positions(pos, self.position_size, self.max_period)], dim=-1)  # [B, N, K]
@@ -132,4 +137,4 @@ class TapeCore(StepCore):
         y = torch.cat([x, now, read.flatten(1)], dim=-1)
         extras = {"attention_peak": weights.detach().amax(-1).mean(-1), "tape_used": valid.float().mean(-1),
                   "tape_attention": weights.detach()}                                 # [B, H, N], for pictures
-        return y, {"tokens": tokens, "pos": pos, "valid": valid, "t": t + 1}, extras
+        return y, state, extras

@@ -74,6 +74,15 @@ class MemoryTorso(nn.Module):
         """``obs`` [T, B, ...] (nested for Dict spaces), ``starts`` [T, B] bool,
         ``prev_action`` [T, B, ...], ``prev_reward`` [T, B] -> features [T, B, H], state, extras.
         ``need_state=False``: the state is not needed (see :class:`rlmem.cores.Core`)."""
+        x = self.core_inputs(obs, starts, prev_action, prev_reward)
+        if self._core_takes_need_state:
+            return self.core(x, state, starts, need_state=need_state)
+        return self.core(x, state, starts)
+
+    def core_inputs(self, obs: Any, starts: torch.Tensor, prev_action: torch.Tensor | None = None,
+                    prev_reward: torch.Tensor | None = None) -> torch.Tensor:
+        """What the core reads: the encoded observation (with the previous action and reward
+        where the torso takes them), embedded: ``[T, B, core.input_size]``."""
         parts = [self.obs_encoder(obs)]
         keep = (~starts).unsqueeze(-1).float() if (self.action_encoder is not None or self.prev_reward) else None
         if self.action_encoder is not None:
@@ -84,7 +93,4 @@ class MemoryTorso(nn.Module):
             if prev_reward is None:
                 raise ValueError("this policy was built with prev_reward=True: pass prev_reward")
             parts.append(prev_reward.unsqueeze(-1).float() * keep)
-        x = self.embed(parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1))
-        if self._core_takes_need_state:
-            return self.core(x, state, starts, need_state=need_state)
-        return self.core(x, state, starts)
+        return self.embed(parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1))
