@@ -82,11 +82,8 @@ def test_stored_states_are_the_states_the_core_acted_with():
     assert torch.equal(greedy[step], batch["action"][step])
 
 
-@pytest.mark.parametrize("core", ["gru", "tmm"])
-def test_each_sequence_stores_exactly_the_core_state_acting_used(core):
-    """The state kept with a sequence (tmm: with every row) is, bit for bit, the state the network
-    was given when it acted on that row."""
-    agent = make_agent("repeat-previous", core, env_kw={"length": 40, "k": 2}, learning_starts=10**9)
+def collect_seeing_states(agent: DQN, vector_steps: int) -> list[dict[str, torch.Tensor]]:
+    """Collect ``vector_steps`` steps; the core state the network was given at each, ``{k: [B, ...]}``."""
     seen = []
     forward = agent.policy.forward
 
@@ -95,7 +92,17 @@ def test_each_sequence_stores_exactly_the_core_state_acting_used(core):
         return forward(obs, state, starts, *args, **kw)
 
     agent.policy.forward = logging_forward
-    agent.collect(30)  # 30 vector steps, no episode ends (length 40): sequences start every 4 rows
+    agent.collect(vector_steps)
+    agent.policy.forward = forward
+    return seen
+
+
+@pytest.mark.parametrize("core", ["gru", "tmm"])
+def test_each_sequence_stores_exactly_the_core_state_acting_used(core):
+    """The state kept with a sequence (tmm: with every row) is, bit for bit, the state the network
+    was given when it acted on that row."""
+    agent = make_agent("repeat-previous", core, env_kw={"length": 40, "k": 2}, learning_starts=10**9)
+    seen = collect_seeing_states(agent, 30)  # no episode ends (length 40): sequences start every 4 rows
     buf, shift = agent.buffer, agent.buffer.seq_len - agent.buffer.overlap
     assert buf.filled == 4 * 6
     for s in range(buf.filled):
@@ -158,16 +165,7 @@ def test_rows_rebuilt_from_a_sequence_first_state_are_the_states_acting_used(cor
     from it are, bit for bit, those the network was given when it acted on each row."""
     agent = make_agent("repeat-previous", core, env_kw={"length": 40, "k": 2}, learning_starts=10**9)
     assert agent.per_row_state and agent.rebuild_rows and not agent.buffer.per_row_state
-    seen = []
-    forward = agent.policy.forward
-
-    def logging_forward(obs, state, starts, *args, **kw):
-        seen.append({k: v.clone() for k, v in state.items()})
-        return forward(obs, state, starts, *args, **kw)
-
-    agent.policy.forward = logging_forward
-    agent.collect(30)
-    agent.policy.forward = forward
+    seen = collect_seeing_states(agent, 30)
     buf, shift = agent.buffer, agent.buffer.seq_len - agent.buffer.overlap
     slots = torch.arange(buf.filled)
     batch = {key: ({k: v[slots] for k, v in field.items()} if key == "state"
