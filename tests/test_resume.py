@@ -21,19 +21,23 @@ ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNB
 ITERATION = 8 * 32  # env.n_envs x agent.n_steps
 DQN_ITERATION = 4 * 8 * 32  # rounds of agent.train_freq x env.n_envs env steps, at least 1000 env steps
 CASES = {
-    "ppo-gru": ["agent=ppo", "core=gru", "env=repeat-previous", "agent.n_steps=32", "agent.batch_size=128",
-                "agent.seq_len=16"],
-    "ppo-tmm": ["agent=ppo", "core=tmm", "env=t-maze", "env.corridor=4", "agent.n_steps=32", "agent.batch_size=128",
-                "core.slots=4"],
-    "a2c-ntm": ["agent=a2c", "core=ntm", "env=memory-copy", "env.length=3", "env.bits=2", "agent.n_steps=32",
-                "core.memory_size=8", "core.memory_width=8"],
-    "dqn-gru": ["agent=dqn", "core=gru", "env=t-maze", "env.corridor=3", "agent.train_freq=32",
+    "ppo-gru": ["agent=ppo", "core=gru", "core.hidden_size=16", "env=repeat-previous", "agent.n_steps=32",
+                "agent.batch_size=128", "agent.seq_len=16"],
+    "ppo-tmm": ["agent=ppo", "core=tmm", "core.hidden_size=16", "env=t-maze", "env.corridor=4", "agent.n_steps=32",
+                "agent.batch_size=128", "core.slots=4"],
+    "a2c-ntm": ["agent=a2c", "core=ntm", "core.hidden_size=16", "env=memory-copy", "env.length=3", "env.bits=2",
+                "agent.n_steps=32", "core.memory_size=8", "core.memory_width=8"],
+    "dqn-gru": ["agent=dqn", "core=gru", "core.hidden_size=16", "env=t-maze", "env.corridor=3", "agent.train_freq=32",
                 "agent.learning_starts=256", "agent.buffer_size=4000", "agent.seq_len=8", "agent.overlap=4",
                 "agent.burn_in=2", "agent.target_update_interval=512", "agent.prioritized=true",
                 "agent.save_replay_buffer=true"],
+    # a state kept once per sequence and rebuilt per row
+    "dqn-tape": ["agent=dqn", "core=tape", "env=repeat-previous", "env.length=12", "core.slots=8",
+                 "agent.train_freq=32", "agent.learning_starts=256", "agent.buffer_size=4000", "agent.seq_len=8",
+                 "agent.overlap=4", "agent.target_update_interval=512", "agent.save_replay_buffer=true"],
 }
 STEPS = {case: DQN_ITERATION if case.startswith("dqn") else ITERATION for case in CASES}
-COMMON = ["env.n_envs=8", "core.hidden_size=16", "policy.embed_size=16", "progress=false", "eval_episodes=16",
+COMMON = ["env.n_envs=8", "policy.embed_size=16", "progress=false", "eval_episodes=16",
           "checkpoint_keep=2", "seed=3"]
 
 
