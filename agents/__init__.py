@@ -17,5 +17,5 @@ from .ppo import PPO
 
 AGENTS: dict[str, type[BaseAgent]] = {"a2c": A2C, "dqn": DQN, "ppo": PPO}
 
-__all__ = ["A2C", "AGENTS", "DQN", "BaseAgent", "BufferTooLargeError", "Carry", "NonFiniteError", "OffPolicyAgent", "OnPolicyAgent", "PPO",
-           "evaluate_policy"]
+__all__ = ["A2C", "AGENTS", "DQN", "BaseAgent", "BufferTooLargeError", "Carry", "NonFiniteError", "OffPolicyAgent",
+           "OnPolicyAgent", "PPO", "evaluate_policy"]

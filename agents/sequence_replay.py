@@ -79,8 +79,8 @@ class SequenceReplayBuffer:
             return f
 
         S, L, B = self.slots, seq_len, n_envs
-        one = tree_bytes(fields((1, L), (1, L) if per_row_state else (1,)))        # one stored sequence
-        state = tree_bytes(fields((1, L), (1, L) if per_row_state else (1,))["state"])
+        probe = fields((1, L), (1, L) if per_row_state else (1,))                  # one stored sequence
+        one, state = tree_bytes(probe), tree_bytes(probe["state"])
         check_fits(one * (S + B * 2), self.device,
                    f"the replay buffer ({S:,} sequences of {L} rows, {one // L:,} bytes a row, "
                    f"{state // L:,} of them the stored core state)",
