@@ -123,6 +123,7 @@ class BaseAgent:
         policy: the network to train (``network_class``).
         learning_rate: the optimizer's step size (the start of a ``linear`` schedule).
         optimizer: ``adam`` or ``rmsprop``.
+        optimizer_eps: the optimizer's epsilon (added to the root of its second-moment estimate).
         lr_schedule: ``constant`` or ``linear`` (to zero at ``total_steps``).
         max_grad_norm: clip the global gradient norm (None: no clipping).
         seed: seeds torch's sampling, the agent's own generator and the environments' first reset.
@@ -136,17 +137,18 @@ class BaseAgent:
     network_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, env: VectorEnv, policy: nn.Module, *, learning_rate: float, optimizer: str = "adam",
-                 lr_schedule: str = "constant", max_grad_norm: float | None = None, seed: int = 0,
-                 device: str | torch.device = "cpu"):
+                 optimizer_eps: float = 1e-5, lr_schedule: str = "constant", max_grad_norm: float | None = None,
+                 seed: int = 0, device: str | torch.device = "cpu"):
         check_same_step_autoreset(env)
-        check_positive(learning_rate=learning_rate)
+        check_positive(learning_rate=learning_rate, optimizer_eps=optimizer_eps)
         if lr_schedule not in ("constant", "linear"):
             raise ValueError(f"lr_schedule must be 'constant' or 'linear', got {lr_schedule!r}")
         self.env, self.device = env, torch.device(device)
         self.policy = policy.to(self.device)
         self.n_envs = env.num_envs
         self.learning_rate, self.lr_schedule, self.max_grad_norm = learning_rate, lr_schedule, max_grad_norm
-        self.optimizer = make_optimizer(optimizer, self.policy.parameters(), learning_rate)
+        self.optimizer_eps = float(optimizer_eps)
+        self.optimizer = make_optimizer(optimizer, self.policy.parameters(), learning_rate, self.optimizer_eps)
         self.generator = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
         self._uses_prev = policy.torso.uses_prev_action or policy.torso.prev_reward
@@ -254,8 +256,8 @@ class BaseAgent:
         environments whose own state could not be saved: their episodes start afresh)."""
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for group in self.optimizer.param_groups:  # the step size asked for now (the same, unless overridden)
-            group["lr"] = self.learning_rate
+        for group in self.optimizer.param_groups:  # the step size and eps asked for now (the same, unless overridden)
+            group["lr"], group["eps"] = self.learning_rate, self.optimizer_eps
         self.num_timesteps, self.iterations = int(state["num_timesteps"]), int(state["iterations"])
         self.episodes = int(state.get("episodes", 0))
         self.episode_returns = deque((float(v) for v in state.get("episode_returns", [])), maxlen=100)
@@ -272,9 +274,9 @@ def check_positive(**values: float) -> None:
         raise ValueError("must be positive: " + ", ".join(f"{k}={v}" for k, v in bad.items()))
 
 
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, eps: float = 1e-5) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, eps=1e-5, fused=True)
+        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=1e-5)
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.99, eps=eps)
     raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {name!r}")

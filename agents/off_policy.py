@@ -21,7 +21,8 @@ from .base import BaseAgent, Metrics, check_positive
 from .on_policy import final_observations
 from .sequence_replay import SequenceReplayBuffer
 
-#: An iteration (one log row, one NaN check, one chance to checkpoint) holds at least this many env steps.
+#: An iteration (one log row, one NaN check, one chance to checkpoint) holds at least this many env steps
+#: (the last one of a run: up to total_steps, in whole rounds of train_freq vector steps).
 ITERATION_STEPS = 1000
 
 
@@ -47,11 +48,11 @@ class OffPolicyAgent(BaseAgent):
                  learning_starts: int, batch_size: int, train_freq: int, gradient_steps: int, seq_len: int,
                  overlap: int, burn_in: int, prioritized: bool = False, priority_alpha: float = 0.9,
                  priority_beta: float = 0.6, priority_eta: float = 0.9, save_replay_buffer: bool = False,
-                 stored_state: bool = True,
-                 optimizer: str = "adam", lr_schedule: str = "constant", max_grad_norm: float | None = 10.0,
+                 stored_state: bool = True, optimizer: str = "adam", optimizer_eps: float = 1e-5,
+                 lr_schedule: str = "constant", max_grad_norm: float | None = 10.0,
                  seed: int = 0, device: str | torch.device = "cpu"):
-        super().__init__(env, policy, learning_rate=learning_rate, optimizer=optimizer, lr_schedule=lr_schedule,
-                         max_grad_norm=max_grad_norm, seed=seed, device=device)
+        super().__init__(env, policy, learning_rate=learning_rate, optimizer=optimizer, optimizer_eps=optimizer_eps,
+                         lr_schedule=lr_schedule, max_grad_norm=max_grad_norm, seed=seed, device=device)
         check_positive(buffer_size=buffer_size, batch_size=batch_size, train_freq=train_freq,
                        gradient_steps=gradient_steps, seq_len=seq_len)
         if learning_starts < 0:
@@ -159,7 +160,10 @@ class OffPolicyAgent(BaseAgent):
     def train_iteration(self) -> Metrics:
         sums: dict[str, torch.Tensor] = {}
         n = 0
-        for _ in range(self.rounds_per_iteration):
+        rounds = self.rounds_per_iteration
+        if self.total_steps > self.num_timesteps:  # the last iteration stops at total_steps (rounded up to whole rounds)
+            rounds = min(rounds, math.ceil((self.total_steps - self.num_timesteps) / (self.train_freq * self.n_envs)))
+        for _ in range(rounds):
             self.collect(self.train_freq)
             if not self.can_learn():
                 continue

@@ -52,10 +52,11 @@ class OnPolicyAgent(BaseAgent):
     def __init__(self, env: VectorEnv, policy: RecurrentActorCritic, *, n_steps: int, batch_size: int,
                  n_epochs: int, learning_rate: float, gamma: float, gae_lambda: float, seq_len: int,
                  ent_coef: float, vf_coef: float, max_grad_norm: float | None, aux_coef: float = 1.0,
-                 normalize_advantage: bool = True, optimizer: str = "adam", lr_schedule: str = "constant",
-                 minibatch_seq_len: int | None = None, seed: int = 0, device: str | torch.device = "cpu"):
-        super().__init__(env, policy, learning_rate=learning_rate, optimizer=optimizer, lr_schedule=lr_schedule,
-                         max_grad_norm=max_grad_norm, seed=seed, device=device)
+                 normalize_advantage: bool = True, optimizer: str = "adam", optimizer_eps: float = 1e-5,
+                 lr_schedule: str = "constant", minibatch_seq_len: int | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu"):
+        super().__init__(env, policy, learning_rate=learning_rate, optimizer=optimizer, optimizer_eps=optimizer_eps,
+                         lr_schedule=lr_schedule, max_grad_norm=max_grad_norm, seed=seed, device=device)
         self.chunk_len = 1 if policy.core.bptt_free else int(seq_len)
         check_positive(n_steps=n_steps, batch_size=batch_size, n_epochs=n_epochs, seq_len=seq_len)
         if not 0.0 <= gamma <= 1.0 or not 0.0 <= gae_lambda <= 1.0:

@@ -81,7 +81,8 @@ class SequenceReplayBuffer:
         S, L, B = self.slots, seq_len, n_envs
         probe = fields((1, L), (1, L) if per_row_state else (1,))                  # one stored sequence
         one, state = tree_bytes(probe), tree_bytes(probe["state"])
-        check_fits(one * (S + B * 2), self.device,
+        staged = tree_bytes(fields((1, L + 1), (1, L + 1)))                        # one env's staging rows
+        check_fits(one * S + staged * B, self.device,
                    f"the replay buffer ({S:,} sequences of {L} rows, {one // L:,} bytes a row, "
                    f"{state // L:,} of them the stored core state)",
                    "lower agent.buffer_size" + (" or the size of the core's state (e.g. core.slots)"

@@ -147,6 +147,7 @@ AGENT_RULES: dict[str, Rule] = {
     "exploration_fraction": _UNIT, "exploration_initial_eps": _UNIT, "exploration_final_eps": _UNIT,
     "priority_alpha": _UNIT, "priority_beta": _UNIT, "priority_eta": _UNIT,
     "optimizer": Rule(choices=("adam", "rmsprop")),           # base.make_optimizer
+    "optimizer_eps": _POSITIVE,
     "lr_schedule": Rule(choices=("constant", "linear")),      # OnPolicyAgent.__init__
 }
 #: Agent constructor arguments that come from elsewhere than the ``agent`` section.

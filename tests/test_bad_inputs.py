@@ -84,6 +84,7 @@ MORE_BAD_INPUTS = [
     ("learning_rate-inf", ["agent.learning_rate=inf"], r"agent\.learning_rate must be a finite number > 0, got inf"),
     ("gae_lambda-nan", ["agent.gae_lambda=nan"], r"agent\.gae_lambda must be a number in \[0, 1\], got nan"),
     ("clip_range", ["agent.clip_range=0"], r"agent\.clip_range must be a finite number > 0, got 0"),
+    ("optimizer_eps", ["agent=dqn", "agent.optimizer_eps=0"], r"agent\.optimizer_eps must be a finite number > 0, got 0"),
     ("a2c-seq_len", ["agent=a2c", "agent.seq_len=0"], r"agent\.seq_len must be an integer >= 1 or null, got 0"),
     ("ppo-seq_len-null", ["agent.seq_len=null"], r"agent\.seq_len must be an integer >= 1, got null"),
     ("batch-not-chunks", ["agent.batch_size=100"], r"agent\.batch_size=100 must be a multiple of seq_len"),

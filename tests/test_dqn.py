@@ -67,6 +67,29 @@ def test_burn_in_rows_get_no_gradient_and_no_loss():
     assert torch.count_nonzero(grad[:3]) == 0 and torch.count_nonzero(grad[3:]) > 0
 
 
+def test_optimizer_eps_sets_the_size_of_adams_first_step():
+    """Adam's first step is ``lr * g / (|g| + eps)``: about ``lr`` with a small eps, far less with an eps
+    above the gradients; a resumed agent takes the eps it is asked for, not the saved one."""
+    lr = 1e-3
+
+    def first_step(eps: float) -> torch.Tensor:
+        agent = make_agent("memory-copy", "ntm", env_kw={"length": 2, "bits": 3}, learning_rate=lr,
+                           optimizer_eps=eps)
+        assert agent.optimizer.param_groups[0]["eps"] == eps
+        agent.collect(16)
+        params = list(agent.policy.torso.core.parameters())
+        before = torch.cat([p.detach().flatten() for p in params])
+        agent.train_step()
+        return ((torch.cat([p.detach().flatten() for p in params]) - before).abs() / lr).median()
+
+    assert first_step(1e-8) >= 0.5
+    assert first_step(1.0) <= 0.05
+    saved = make_agent(optimizer_eps=1e-5).state_dict()
+    resumed = make_agent(optimizer_eps=1e-8)
+    resumed.load_state_dict(saved)
+    assert resumed.optimizer.param_groups[0]["eps"] == 1e-8
+
+
 def test_stored_states_are_the_states_the_core_acted_with():
     # greedy acting (epsilon 0, no learning): re-running the network over a stored sequence from its
     # stored state reproduces every action taken, so the state it starts from is the acting state
@@ -225,11 +248,12 @@ def test_the_cli_path_trains_saves_and_reloads_a_q_network(tmp_path):
     from rlmem.checkpoint import load_policy
     from rlmem.train import train
 
-    summary = train(["agent=dqn", "core=lstm", "env=repeat-previous", "env.n_envs=8", "total_steps=2000",
+    summary = train(["agent=dqn", "core=lstm", "env=repeat-previous", "env.n_envs=8", "total_steps=1500",
                      "agent.learning_starts=200", "agent.seq_len=8", "agent.overlap=4", "agent.burn_in=2",
                      "agent.train_freq=4", "core.hidden_size=16", "policy.embed_size=16", "eval_episodes=4",
                      "agent.dueling=true", "progress=false"], run_dir=tmp_path)
-    assert summary["agent"] == "dqn" and summary["env_steps"] >= 2000 and summary["eval_episodes"] == 4
+    # iterations of 1,024 env steps (32 rounds of 4 x 8), the last one cut at the budget in whole rounds
+    assert summary["agent"] == "dqn" and summary["env_steps"] == 1504 and summary["eval_episodes"] == 4
     policy = load_policy(tmp_path)
     assert isinstance(policy, RecurrentQNetwork)
     assert policy.init_args["dueling"] and policy.q_head.value is not None   # a network option, rebuilt

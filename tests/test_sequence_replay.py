@@ -133,6 +133,9 @@ def test_a_buffer_larger_than_the_free_memory_is_refused_before_it_is_allocated(
                              overlap=20, per_row_state=True)
     SequenceReplayBuffer(spaces.Discrete(3), spaces.Discrete(2), state, n_envs=1, capacity=80, seq_len=40,
                          overlap=20, per_row_state=True)                    # 2 sequences and the staging: 21 MiB
+    with pytest.raises(BufferTooLargeError, match=r"needs 32\d MiB"):  # state once a sequence, but every row's in staging
+        SequenceReplayBuffer(spaces.Discrete(3), spaces.Discrete(2), state, n_envs=64, capacity=80, seq_len=40,
+                             overlap=20, per_row_state=False)               # 64 envs x 41 staged rows x 128 kB
     with pytest.raises(ConfigError, match=r"^agent=dqn: the replay buffer .* lower agent\.buffer_size or the size"):
         train(["agent=dqn", "core=tmm", "core.slots=64", "env=repeat-previous", "progress=false", "total_steps=1000",
                "eval_episodes=0"], run_dir=tmp_path)                     # 35 kB of tmm state a row
