@@ -283,6 +283,14 @@ def run(cfg: DictConfig, run_dir: str | Path, resume: dict[str, Any] | None = No
     return summary
 
 
+def optimizer_eps_of(ckpt: dict[str, Any]) -> float | None:
+    """The eps of a checkpoint's saved optimizer, if it has one."""
+    try:
+        return float(ckpt["agent"]["state"]["optimizer"]["param_groups"][0]["eps"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
 def resume_run(target: str, overrides: list[str]) -> dict[str, Any]:
     """Continue the run of a checkpoint (or of a run directory's newest checkpoint) in its run
     directory, with its config; ``overrides`` (``key=value``, e.g. ``total_steps=2000000``) change it."""
@@ -298,6 +306,9 @@ def resume_run(target: str, overrides: list[str]) -> dict[str, Any]:
         raise CheckpointError(f"resume={target}: {ckpt_path} holds no training config (it was not saved by "
                               f"rlmem.train); continue it from Python with agent.load_state_dict")
     cfg = OmegaConf.create(ckpt["config"])
+    saved_eps = optimizer_eps_of(ckpt)
+    if saved_eps is not None and "optimizer_eps" not in cfg.agent:  # saved before the key existed: keep its eps
+        cfg.agent.optimizer_eps = saved_eps
     for text in overrides:
         ov = OverridesParser.create().parse_override(text)
         key = ov.key_or_group

@@ -123,6 +123,26 @@ def test_resume_continues_with_a_larger_step_budget(tmp_path):
         train([f"resume={tmp_path / 'nowhere'}"])
 
 
+def test_resume_keeps_the_saved_optimizer_eps_unless_asked_for_another(tmp_path):
+    """A checkpoint saved before ``agent.optimizer_eps`` existed resumes with the eps its optimizer had
+    (not the agent's newer default); an override on resume is taken."""
+    from rlmem.train import train
+
+    def eps(run: Path) -> float:
+        return load_checkpoint(run / "checkpoint.pt")["agent"]["state"]["optimizer"]["param_groups"][0]["eps"]
+
+    run = tmp_path / "run"
+    train([*CASES["dqn-gru"], *COMMON, "eval_episodes=0", "agent.optimizer_eps=1e-5",
+           f"total_steps={DQN_ITERATION}"], run_dir=run)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
+    del ckpt["config"]["agent"]["optimizer_eps"]  # as written before the key existed
+    torch.save(ckpt, run / "checkpoint.pt")
+    train([f"resume={run}", f"total_steps={2 * DQN_ITERATION}"])
+    assert eps(run) == 1e-5
+    train([f"resume={run}", f"total_steps={3 * DQN_ITERATION}", "agent.optimizer_eps=1e-7"])
+    assert eps(run) == 1e-7
+
+
 def test_nan_guard_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path):
     good = tmp_path / "run"
     base = [sys.executable, "-m", "rlmem.train", *CASES["ppo-gru"], *COMMON, f"checkpoint_every={ITERATION}"]
