@@ -32,6 +32,9 @@ from .space_storage import space_zeros
 
 Metrics = dict[str, float]
 
+#: The optimizer's epsilon unless an agent is given another (SB3's PPO value; DQN sets its own).
+OPTIMIZER_EPS = 1e-5
+
 
 class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss, gradient or parameter."""
@@ -137,8 +140,8 @@ class BaseAgent:
     network_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, env: VectorEnv, policy: nn.Module, *, learning_rate: float, optimizer: str = "adam",
-                 optimizer_eps: float = 1e-5, lr_schedule: str = "constant", max_grad_norm: float | None = None,
-                 seed: int = 0, device: str | torch.device = "cpu"):
+                 optimizer_eps: float = OPTIMIZER_EPS, lr_schedule: str = "constant",
+                 max_grad_norm: float | None = None, seed: int = 0, device: str | torch.device = "cpu"):
         check_same_step_autoreset(env)
         check_positive(learning_rate=learning_rate, optimizer_eps=optimizer_eps)
         if lr_schedule not in ("constant", "linear"):
@@ -274,7 +277,7 @@ def check_positive(**values: float) -> None:
         raise ValueError("must be positive: " + ", ".join(f"{k}={v}" for k, v in bad.items()))
 
 
-def make_optimizer(name: str, params, lr: float, eps: float = 1e-5) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params, lr: float, eps: float = OPTIMIZER_EPS) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, eps=eps, fused=True)
     if name == "rmsprop":

@@ -17,7 +17,7 @@ from gymnasium.vector import VectorEnv
 from rlmem.cores import index_state, reset_state
 from rlmem.policy import RecurrentNetwork, tree_map
 
-from .base import BaseAgent, Metrics, check_positive
+from .base import OPTIMIZER_EPS, BaseAgent, Metrics, check_positive
 from .on_policy import final_observations
 from .sequence_replay import SequenceReplayBuffer
 
@@ -48,7 +48,7 @@ class OffPolicyAgent(BaseAgent):
                  learning_starts: int, batch_size: int, train_freq: int, gradient_steps: int, seq_len: int,
                  overlap: int, burn_in: int, prioritized: bool = False, priority_alpha: float = 0.9,
                  priority_beta: float = 0.6, priority_eta: float = 0.9, save_replay_buffer: bool = False,
-                 stored_state: bool = True, optimizer: str = "adam", optimizer_eps: float = 1e-5,
+                 stored_state: bool = True, optimizer: str = "adam", optimizer_eps: float = OPTIMIZER_EPS,
                  lr_schedule: str = "constant", max_grad_norm: float | None = 10.0,
                  seed: int = 0, device: str | torch.device = "cpu"):
         super().__init__(env, policy, learning_rate=learning_rate, optimizer=optimizer, optimizer_eps=optimizer_eps,
@@ -161,7 +161,7 @@ class OffPolicyAgent(BaseAgent):
         sums: dict[str, torch.Tensor] = {}
         n = 0
         rounds = self.rounds_per_iteration
-        if self.total_steps > self.num_timesteps:  # the last iteration stops at total_steps (rounded up to whole rounds)
+        if self.total_steps > self.num_timesteps:  # the last iteration stops at total_steps, in whole rounds
             rounds = min(rounds, math.ceil((self.total_steps - self.num_timesteps) / (self.train_freq * self.n_envs)))
         for _ in range(rounds):
             self.collect(self.train_freq)

@@ -15,7 +15,7 @@ from gymnasium.vector import VectorEnv
 from rlmem.cores import index_state
 from rlmem.policy import RecurrentActorCritic, tree_map
 
-from .base import BaseAgent, Metrics, check_positive
+from .base import OPTIMIZER_EPS, BaseAgent, Metrics, check_positive
 from .rollout import Minibatch, RolloutBuffer
 
 
@@ -52,7 +52,8 @@ class OnPolicyAgent(BaseAgent):
     def __init__(self, env: VectorEnv, policy: RecurrentActorCritic, *, n_steps: int, batch_size: int,
                  n_epochs: int, learning_rate: float, gamma: float, gae_lambda: float, seq_len: int,
                  ent_coef: float, vf_coef: float, max_grad_norm: float | None, aux_coef: float = 1.0,
-                 normalize_advantage: bool = True, optimizer: str = "adam", optimizer_eps: float = 1e-5,
+                 normalize_advantage: bool = True, optimizer: str = "adam",
+                 optimizer_eps: float = OPTIMIZER_EPS,
                  lr_schedule: str = "constant", minibatch_seq_len: int | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
         super().__init__(env, policy, learning_rate=learning_rate, optimizer=optimizer, optimizer_eps=optimizer_eps,
